@@ -1,0 +1,80 @@
+//! Subcommands of the `instructor` binary and what they share.
+
+pub mod embed;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use instructor::{Dtype, Instructor, LoadOptions};
+use std::io::Write;
+use std::path::Path;
+
+/// Options every command that loads a model takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model folder (sentence-transformers layout).
+    #[arg(long)]
+    pub model: String,
+    /// Precision of the encoder's matrix products.
+    #[arg(long, default_value = "f32")]
+    pub dtype: Dtype,
+    /// Where to run: cpu, or cuda (build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Instructor> {
+        let device = match self.device.as_str() {
+            "cpu" => candle_core::Device::Cpu,
+            "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
+            other => anyhow::bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
+        };
+        let opts = LoadOptions {
+            dtype: self.dtype,
+            device,
+        };
+        Ok(Instructor::load(&self.model, &opts)?)
+    }
+
+    /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.
+    pub fn progress(&self, len: usize, what: &str) -> ProgressBar {
+        let target = if self.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(len as u64), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("static template"),
+        );
+        bar.set_message(what.to_string());
+        bar
+    }
+}
+
+/// Writes a file atomically: into a temporary file beside it, renamed over `path` only once
+/// `write` succeeded, so a failure never leaves a partial file at `path`.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut w)?;
+        w.flush()
+            .with_context(|| format!("{}: write failed", path.display()))?;
+    }
+    tmp.as_file().sync_all().ok();
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}

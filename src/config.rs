@@ -1,0 +1,373 @@
+//! The model folder: the sentence-transformers layout the hub uses.
+//!
+//! ```text
+//! modules.json                 Transformer → Pooling → Dense → Normalize, in order
+//! config.json                  the T5 encoder (read with candle-transformers' `t5::Config`)
+//! sentence_bert_config.json    max_seq_length, do_lower_case
+//! tokenizer.json
+//! model.safetensors | pytorch_model.bin
+//! 1_Pooling/config.json        mean pooling (the only mode INSTRUCTOR uses)
+//! 2_Dense/config.json          in/out features, bias, activation
+//! 2_Dense/model.safetensors | 2_Dense/pytorch_model.bin
+//! ```
+//!
+//! Parsing is split from reading so that the hub downloader can ask which files a model needs
+//! ([`Module::files`]) before any of them is on disk.
+
+use crate::error::{Error, Result};
+use candle_transformers::models::t5;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub use t5::Config as T5Config;
+
+/// Weight file names, in the order they are preferred.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// One entry of `modules.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    pub kind: ModuleKind,
+    /// Folder relative to the model root ("" for the Transformer).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    Transformer,
+    Pooling,
+    Dense,
+    Normalize,
+}
+
+impl Module {
+    fn join(&self, file: &str) -> String {
+        if self.path.is_empty() {
+            file.to_string()
+        } else {
+            format!("{}/{file}", self.path.trim_end_matches('/'))
+        }
+    }
+
+    /// Files this module reads besides its weights, relative to the model root.
+    pub fn files(&self) -> Vec<String> {
+        match self.kind {
+            ModuleKind::Transformer => {
+                ["config.json", "sentence_bert_config.json", "tokenizer.json"]
+                    .iter()
+                    .map(|f| self.join(f))
+                    .collect()
+            }
+            ModuleKind::Pooling | ModuleKind::Dense => vec![self.join("config.json")],
+            ModuleKind::Normalize => vec![],
+        }
+    }
+
+    /// Candidate weight files (any one of them suffices), relative to the model root.
+    pub fn weight_files(&self) -> Vec<String> {
+        match self.kind {
+            ModuleKind::Transformer | ModuleKind::Dense => {
+                WEIGHT_FILES.iter().map(|f| self.join(f)).collect()
+            }
+            ModuleKind::Pooling | ModuleKind::Normalize => vec![],
+        }
+    }
+}
+
+/// Parses `modules.json`. `file` is only used in error messages.
+pub fn parse_modules(text: &str, file: &Path) -> Result<Vec<Module>> {
+    #[derive(Deserialize)]
+    struct Entry {
+        path: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| Error::config(file, e))?;
+    let modules = entries
+        .into_iter()
+        .map(|e| {
+            // The class name is what matters: both `sentence_transformers.models.Dense` and
+            // InstructorEmbedding's own subclasses name the same layers.
+            let class = e.kind.rsplit('.').next().unwrap_or_default();
+            let kind = match class {
+                "Transformer" | "INSTRUCTOR_Transformer" => ModuleKind::Transformer,
+                "Pooling" | "INSTRUCTOR_Pooling" => ModuleKind::Pooling,
+                "Dense" => ModuleKind::Dense,
+                "Normalize" => ModuleKind::Normalize,
+                _ => {
+                    return Err(Error::config(
+                        file,
+                        format!("unsupported module type `{}`", e.kind),
+                    ))
+                }
+            };
+            Ok(Module { kind, path: e.path })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let kinds: Vec<_> = modules.iter().map(|m| m.kind).collect();
+    let valid_prefix = kinds.first() == Some(&ModuleKind::Transformer)
+        && kinds.get(1) == Some(&ModuleKind::Pooling)
+        && kinds[2..]
+            .iter()
+            .all(|k| matches!(k, ModuleKind::Dense | ModuleKind::Normalize));
+    if !valid_prefix {
+        return Err(Error::config(
+            file,
+            format!("expected Transformer, Pooling, then Dense/Normalize modules; found {kinds:?}"),
+        ));
+    }
+    Ok(modules)
+}
+
+/// Activation of a sentence-transformers Dense layer, named by its torch class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenseActivation {
+    Identity,
+    Tanh,
+    Relu,
+    Gelu,
+    Sigmoid,
+}
+
+/// `2_Dense/config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseConfig {
+    pub in_features: usize,
+    pub out_features: usize,
+    pub bias: bool,
+    pub activation: DenseActivation,
+    /// Weight file of this layer.
+    pub weights: PathBuf,
+}
+
+/// One step after pooling, in `modules.json` order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Head {
+    Dense(DenseConfig),
+    Normalize,
+}
+
+/// Everything needed to build a model, read from a model folder.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub root: PathBuf,
+    pub t5: T5Config,
+    pub max_seq_length: usize,
+    pub do_lower_case: bool,
+    pub tokenizer: PathBuf,
+    pub weights: PathBuf,
+    pub heads: Vec<Head>,
+}
+
+impl ModelConfig {
+    /// Reads and checks a model folder.
+    pub fn from_folder(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        if !root.is_dir() {
+            return Err(Error::config(
+                root,
+                "not a model folder (no such directory)",
+            ));
+        }
+        let modules_file = root.join("modules.json");
+        let modules = parse_modules(&read(&modules_file)?, &modules_file)?;
+
+        let config_file = root.join("config.json");
+        let t5: T5Config = parse_json(&config_file)?;
+        check_t5(&t5, &config_file)?;
+
+        #[derive(Deserialize)]
+        struct SbertConfig {
+            max_seq_length: Option<usize>,
+            #[serde(default)]
+            do_lower_case: bool,
+        }
+        let sbert_file = root.join("sentence_bert_config.json");
+        let sbert: SbertConfig = if sbert_file.exists() {
+            parse_json(&sbert_file)?
+        } else {
+            SbertConfig {
+                max_seq_length: None,
+                do_lower_case: false,
+            }
+        };
+
+        let mut heads = Vec::new();
+        let mut dim = t5.d_model;
+        for module in &modules {
+            match module.kind {
+                ModuleKind::Transformer => {}
+                ModuleKind::Pooling => check_pooling(&root.join(module.join("config.json")), dim)?,
+                ModuleKind::Dense => {
+                    let file = root.join(module.join("config.json"));
+                    let dense = parse_dense(&file, root, module)?;
+                    if dense.in_features != dim {
+                        return Err(Error::config(
+                            &file,
+                            format!(
+                                "in_features is {} but the previous layer gives {dim}",
+                                dense.in_features
+                            ),
+                        ));
+                    }
+                    dim = dense.out_features;
+                    heads.push(Head::Dense(dense));
+                }
+                ModuleKind::Normalize => heads.push(Head::Normalize),
+            }
+        }
+
+        Ok(ModelConfig {
+            root: root.to_path_buf(),
+            max_seq_length: sbert.max_seq_length.unwrap_or(512),
+            do_lower_case: sbert.do_lower_case,
+            tokenizer: existing(root.join("tokenizer.json"))?,
+            weights: find_weights(root, &modules[0])?,
+            t5,
+            heads,
+        })
+    }
+
+    /// Size of the final embedding.
+    pub fn dim(&self) -> usize {
+        self.heads
+            .iter()
+            .rev()
+            .find_map(|h| match h {
+                Head::Dense(d) => Some(d.out_features),
+                Head::Normalize => None,
+            })
+            .unwrap_or(self.t5.d_model)
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    serde_json::from_str(&read(path)?).map_err(|e| Error::config(path, e))
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::config(path, "missing file"))
+    }
+}
+
+fn find_weights(root: &Path, module: &Module) -> Result<PathBuf> {
+    let candidates = module.weight_files();
+    candidates
+        .iter()
+        .map(|f| root.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::config(
+                root.join(if module.path.is_empty() {
+                    "."
+                } else {
+                    &module.path
+                }),
+                format!("no weights: expected one of {}", candidates.join(", ")),
+            )
+        })
+}
+
+fn check_t5(t5: &T5Config, file: &Path) -> Result<()> {
+    let bad = |field: &str, why: &str| Err(Error::config(file, format!("field `{field}`: {why}")));
+    if t5.d_model == 0 || t5.num_heads == 0 || t5.d_kv == 0 || t5.num_layers == 0 {
+        return bad("d_model/num_heads/d_kv/num_layers", "must be positive");
+    }
+    if t5.relative_attention_num_buckets < 4 {
+        return bad("relative_attention_num_buckets", "must be at least 4");
+    }
+    let act = t5.feed_forward_proj.activation;
+    use candle_nn::Activation as A;
+    if !matches!(
+        act,
+        A::Relu | A::Gelu | A::NewGelu | A::GeluPytorchTanh | A::Silu
+    ) {
+        return bad("feed_forward_proj", "unsupported activation");
+    }
+    Ok(())
+}
+
+fn check_pooling(file: &Path, dim: usize) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Pooling {
+        word_embedding_dimension: usize,
+        #[serde(default)]
+        pooling_mode_mean_tokens: bool,
+        #[serde(default)]
+        pooling_mode_cls_token: bool,
+        #[serde(default)]
+        pooling_mode_max_tokens: bool,
+        #[serde(default)]
+        pooling_mode_mean_sqrt_len_tokens: bool,
+    }
+    let p: Pooling = parse_json(file)?;
+    if !p.pooling_mode_mean_tokens
+        || p.pooling_mode_cls_token
+        || p.pooling_mode_max_tokens
+        || p.pooling_mode_mean_sqrt_len_tokens
+    {
+        return Err(Error::config(
+            file,
+            "only mean pooling (`pooling_mode_mean_tokens` alone) is supported",
+        ));
+    }
+    if p.word_embedding_dimension != dim {
+        return Err(Error::config(
+            file,
+            format!(
+                "word_embedding_dimension is {} but config.json has d_model {dim}",
+                p.word_embedding_dimension
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_dense(file: &Path, root: &Path, module: &Module) -> Result<DenseConfig> {
+    #[derive(Deserialize)]
+    struct Dense {
+        in_features: usize,
+        out_features: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+        #[serde(default = "identity")]
+        activation_function: String,
+    }
+    fn yes() -> bool {
+        true
+    }
+    fn identity() -> String {
+        "torch.nn.modules.linear.Identity".into()
+    }
+    let d: Dense = parse_json(file)?;
+    let activation = match d.activation_function.rsplit('.').next().unwrap_or_default() {
+        "Identity" => DenseActivation::Identity,
+        "Tanh" => DenseActivation::Tanh,
+        "ReLU" => DenseActivation::Relu,
+        "GELU" => DenseActivation::Gelu,
+        "Sigmoid" => DenseActivation::Sigmoid,
+        _ => {
+            return Err(Error::config(
+                file,
+                format!(
+                    "field `activation_function`: unsupported `{}`",
+                    d.activation_function
+                ),
+            ))
+        }
+    };
+    Ok(DenseConfig {
+        in_features: d.in_features,
+        out_features: d.out_features,
+        bias: d.bias,
+        activation,
+        weights: find_weights(root, module)?,
+    })
+}

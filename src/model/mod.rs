@@ -1,0 +1,41 @@
+//! The T5 encoder INSTRUCTOR is built on, and how its weights are read.
+
+pub mod t5;
+mod weights;
+
+pub use t5::T5Encoder;
+pub use weights::load_weights;
+
+use candle_core::DType;
+
+/// Precision the encoder computes in. Norms, softmax and the residual stream always stay in f32
+/// (T5 overflows in f16 otherwise); the matrix products use this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dtype {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Dtype {
+    pub fn to_candle(self) -> DType {
+        match self {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::Bf16 => DType::BF16,
+        }
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Dtype::F32),
+            "f16" => Ok(Dtype::F16),
+            "bf16" => Ok(Dtype::Bf16),
+            _ => Err(format!("unknown dtype `{s}` (expected f32, f16 or bf16)")),
+        }
+    }
+}

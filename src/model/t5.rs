@@ -1,0 +1,252 @@
+//! A T5 encoder that takes an attention mask.
+//!
+//! Why not `candle_transformers::models::t5::T5EncoderModel`: its `forward` takes no mask, so in
+//! a right-padded batch the real tokens attend to the padding and their states change (by up to
+//! 3.0 in a test). INSTRUCTOR needs batch-size-independent results. The layer structure and the
+//! weight names follow Hugging Face's `modeling_t5.py`; the config is candle-transformers' own.
+//!
+//! T5 specifics worth knowing: no 1/sqrt(d) scaling of attention scores, the relative position
+//! bias is computed once (layer 0 owns it) and shared by every layer, and its RMSNorm has no
+//! mean subtraction and no bias.
+
+use crate::config::T5Config;
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Activation, Embedding, VarBuilder};
+
+/// A bias-free linear layer, `x @ Wᵀ` on `[tokens, in]`.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight: Tensor,
+}
+
+impl Linear {
+    fn load(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((d_out, d_in), "weight")?,
+        })
+    }
+
+    /// Computes in the weight's dtype and returns f32.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.to_dtype(self.weight.dtype())?
+            .matmul(&self.weight.t()?)?
+            .to_dtype(DType::F32)
+    }
+}
+
+/// RMSNorm without mean subtraction, in f32.
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn load(vb: VarBuilder, d: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(d, "weight")?.to_dtype(DType::F32)?,
+            eps,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let variance = xs.sqr()?.mean_keepdim(D::Minus1)?;
+        xs.broadcast_div(&(variance + self.eps)?.sqrt()?)?
+            .broadcast_mul(&self.weight)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum FeedForward {
+    Plain {
+        wi: Linear,
+        wo: Linear,
+    },
+    Gated {
+        wi_0: Linear,
+        wi_1: Linear,
+        wo: Linear,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attn_norm: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ff_norm: LayerNorm,
+    ff: FeedForward,
+}
+
+/// The encoder stack (`encoder.*` and `shared.weight` of a `T5EncoderModel` checkpoint).
+#[derive(Debug, Clone)]
+pub struct T5Encoder {
+    embed: Embedding,
+    relative_bias: Embedding,
+    blocks: Vec<Block>,
+    final_norm: LayerNorm,
+    activation: Activation,
+    cfg: T5Config,
+}
+
+impl T5Encoder {
+    pub fn load(vb: VarBuilder, cfg: &T5Config) -> Result<Self> {
+        let (d, inner, heads) = (cfg.d_model, cfg.num_heads * cfg.d_kv, cfg.num_heads);
+        let eps = cfg.layer_norm_epsilon;
+        let embed = Embedding::new(
+            vb.pp("shared")
+                .get((cfg.vocab_size, d), "weight")?
+                .to_dtype(DType::F32)?,
+            d,
+        );
+        let enc = vb.pp("encoder");
+        let mut relative_bias = None;
+        let blocks = (0..cfg.num_layers)
+            .map(|i| {
+                let b = enc.pp(format!("block.{i}"));
+                let att = b.pp("layer.0");
+                let sa = att.pp("SelfAttention");
+                if i == 0 {
+                    relative_bias = Some(Embedding::new(
+                        sa.pp("relative_attention_bias")
+                            .get((cfg.relative_attention_num_buckets, heads), "weight")?
+                            .to_dtype(DType::F32)?,
+                        heads,
+                    ));
+                }
+                let ffl = b.pp("layer.1");
+                let ffw = ffl.pp("DenseReluDense");
+                let ff = if cfg.feed_forward_proj.gated {
+                    FeedForward::Gated {
+                        wi_0: Linear::load(ffw.pp("wi_0"), d, cfg.d_ff)?,
+                        wi_1: Linear::load(ffw.pp("wi_1"), d, cfg.d_ff)?,
+                        wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+                    }
+                } else {
+                    FeedForward::Plain {
+                        wi: Linear::load(ffw.pp("wi"), d, cfg.d_ff)?,
+                        wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+                    }
+                };
+                Ok(Block {
+                    attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
+                    q: Linear::load(sa.pp("q"), d, inner)?,
+                    k: Linear::load(sa.pp("k"), d, inner)?,
+                    v: Linear::load(sa.pp("v"), d, inner)?,
+                    o: Linear::load(sa.pp("o"), inner, d)?,
+                    ff_norm: LayerNorm::load(ffl.pp("layer_norm"), d, eps)?,
+                    ff,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed,
+            relative_bias: relative_bias.expect("num_layers > 0 is checked by the config"),
+            blocks,
+            final_norm: LayerNorm::load(enc.pp("final_layer_norm"), d, eps)?,
+            activation: cfg.feed_forward_proj.activation,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Hidden states `[batch, seq, d_model]` (f32) for right-padded `input_ids` `[batch, seq]`
+    /// (u32) and `attention_mask` `[batch, seq]` (1 for real tokens, 0 for padding).
+    ///
+    /// `dropout` is the training-time dropout probability (None for inference), applied where
+    /// Hugging Face's T5 applies it.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        dropout: Option<f32>,
+    ) -> Result<Tensor> {
+        let (b, l) = input_ids.dims2()?;
+        let (heads, d_kv, d) = (self.cfg.num_heads, self.cfg.d_kv, self.cfg.d_model);
+        let drop = |x: Tensor| match dropout {
+            Some(p) if p > 0.0 => candle_nn::ops::dropout(&x, p),
+            _ => Ok(x),
+        };
+        // Additive bias [b, heads, l, l]: relative positions plus a large negative number on
+        // padded keys (Hugging Face adds finfo(f32).min the same way).
+        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)?.neg()?
+            * f64::from(f32::MIN))?
+        .reshape((b, 1, 1, l))?;
+        let bias = self
+            .position_bias(l, input_ids.device())?
+            .broadcast_add(&mask_bias)?
+            .contiguous()?;
+
+        let mut x = drop(self.embed.forward(input_ids)?.reshape((b * l, d))?)?;
+        for blk in &self.blocks {
+            let h = blk.attn_norm.forward(&x)?;
+            let split = |t: Tensor| {
+                t.reshape((b, l, heads, d_kv))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let q = split(blk.q.forward(&h)?)?;
+            let k = split(blk.k.forward(&h)?)?;
+            let v = split(blk.v.forward(&h)?)?;
+            let scores = q.matmul(&k.t()?)?.add(&bias)?;
+            let probs = drop(candle_nn::ops::softmax_last_dim(&scores)?)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b * l, heads * d_kv))?;
+            x = (x + drop(blk.o.forward(&ctx)?)?)?;
+
+            let h = blk.ff_norm.forward(&x)?;
+            let h = match &blk.ff {
+                FeedForward::Plain { wi, wo } => {
+                    wo.forward(&drop(self.activation.forward(&wi.forward(&h)?)?)?)?
+                }
+                FeedForward::Gated { wi_0, wi_1, wo } => {
+                    let g = self.activation.forward(&wi_0.forward(&h)?)?;
+                    wo.forward(&drop((g * wi_1.forward(&h)?)?)?)?
+                }
+            };
+            x = (x + drop(h)?)?;
+        }
+        drop(self.final_norm.forward(&x)?)?.reshape((b, l, d))
+    }
+
+    /// `[1, heads, l, l]` bias from the bidirectional relative-position buckets.
+    fn position_bias(&self, l: usize, device: &Device) -> Result<Tensor> {
+        let buckets: Vec<u32> = (0..l)
+            .flat_map(|q| (0..l).map(move |k| (q, k)))
+            .map(|(q, k)| {
+                relative_bucket(
+                    k as i64 - q as i64,
+                    self.cfg.relative_attention_num_buckets,
+                    self.cfg.relative_attention_max_distance,
+                )
+            })
+            .collect();
+        let buckets = Tensor::from_vec(buckets, (l * l,), device)?;
+        self.relative_bias
+            .forward(&buckets)?
+            .reshape((l, l, self.cfg.num_heads))?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)
+    }
+}
+
+/// Hugging Face's `_relative_position_bucket` for the bidirectional case, computed in f32 as torch
+/// computes it so that the bucket boundaries agree exactly.
+pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance: usize) -> u32 {
+    let half = (num_buckets / 2) as i64;
+    let offset = if relative_position > 0 { half } else { 0 };
+    let n = relative_position.abs();
+    let max_exact = half / 2;
+    let bucket = if n < max_exact {
+        n
+    } else {
+        let ratio =
+            (n as f32 / max_exact as f32).ln() / (max_distance as f32 / max_exact as f32).ln();
+        let large = max_exact + (ratio * (half - max_exact) as f32) as i64;
+        large.min(half - 1)
+    };
+    (offset + bucket) as u32
+}
