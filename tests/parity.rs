@@ -1,0 +1,161 @@
+//! The native CPU path against the Python reference, to float precision.
+
+mod common;
+
+use common::*;
+use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
+
+fn load(name: &str) -> Instructor {
+    Instructor::load(model_dir(name), &LoadOptions::default()).unwrap()
+}
+
+#[test]
+fn token_ids_and_instruction_lengths_match_reference() {
+    let inputs = cases();
+    for name in MODELS {
+        let model = load(name);
+        let exp = expected(name);
+        let tokens = model.tokenize(&inputs, None).unwrap();
+        assert_eq!(tokens.len(), exp.cases.len());
+        for (i, (t, e)) in tokens.iter().zip(&exp.cases).enumerate() {
+            assert_eq!(t.ids, e.input_ids, "{name} case {i}: token ids");
+            assert_eq!(
+                t.instruction_len, e.instruction_len,
+                "{name} case {i}: instruction length"
+            );
+        }
+    }
+}
+
+#[test]
+fn embeddings_match_reference_within_1e5() {
+    let inputs = cases();
+    for name in MODELS {
+        let model = load(name);
+        let exp = expected(name);
+        assert_eq!(model.dim(), exp.dim);
+        let out = model.encode(&inputs, &EncodeOptions::default()).unwrap();
+        let normalized = model
+            .encode(
+                &inputs,
+                &EncodeOptions {
+                    normalize: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for (i, e) in exp.cases.iter().enumerate() {
+            let d = max_abs_diff(out.row(i), &e.embedding);
+            assert!(d <= 1e-5, "{name} case {i}: max abs diff {d}");
+            let d = max_abs_diff(normalized.row(i), e.embedding_normalized.as_ref().unwrap());
+            assert!(d <= 1e-5, "{name} case {i} (normalize): max abs diff {d}");
+        }
+    }
+}
+
+#[test]
+fn max_seq_length_option_matches_reference() {
+    let inputs = cases();
+    for name in MODELS {
+        let model = load(name);
+        let exp = expected(name);
+        let picked: Vec<Input> = exp
+            .max_seq_length_16
+            .iter()
+            .map(|c| inputs[c.case.unwrap()].clone())
+            .collect();
+        let tokens = model.tokenize(&picked, Some(16)).unwrap();
+        let opts = EncodeOptions {
+            max_seq_length: Some(16),
+            ..Default::default()
+        };
+        let out = model.encode(&picked, &opts).unwrap();
+        for (i, e) in exp.max_seq_length_16.iter().enumerate() {
+            assert_eq!(tokens[i].ids, e.input_ids, "{name} case {:?}", e.case);
+            assert_eq!(tokens[i].instruction_len, e.instruction_len);
+            let d = max_abs_diff(out.row(i), &e.embedding);
+            assert!(d <= 1e-5, "{name} case {:?}: max abs diff {d}", e.case);
+        }
+    }
+}
+
+#[test]
+fn token_embeddings_match_reference() {
+    let inputs = cases();
+    for name in MODELS {
+        let model = load(name);
+        let exp = expected(name);
+        let out = model
+            .encode_tokens(&inputs, &EncodeOptions::default())
+            .unwrap();
+        let mut checked = 0;
+        for (i, e) in exp.cases.iter().enumerate() {
+            let Some(rows) = &e.token_embeddings else {
+                continue;
+            };
+            assert_eq!(out[i].ids.len(), rows.len(), "{name} case {i}: token count");
+            let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+            let d = max_abs_diff(&out[i].data, &flat);
+            assert!(
+                d <= 1e-5,
+                "{name} case {i}: token embeddings max abs diff {d}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "{name}: reference has no token embeddings");
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_batch_size_or_order() {
+    let inputs = cases();
+    let model = load("tiny-relu-bin");
+    let one = model
+        .encode(
+            &inputs,
+            &EncodeOptions {
+                batch_size: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for bs in [3, 7, 32] {
+        let other = model
+            .encode(
+                &inputs,
+                &EncodeOptions {
+                    batch_size: bs,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let d = max_abs_diff(&one.data, &other.data);
+        assert!(
+            d <= 1e-6,
+            "batch size {bs}: max abs diff {d} against batch size 1"
+        );
+    }
+    let reversed: Vec<Input> = inputs.iter().rev().cloned().collect();
+    let rev = model.encode(&reversed, &EncodeOptions::default()).unwrap();
+    for i in 0..inputs.len() {
+        assert!(max_abs_diff(rev.row(inputs.len() - 1 - i), one.row(i)) <= 1e-6);
+    }
+}
+
+#[test]
+fn progress_reports_every_batch_and_ends_at_total() {
+    let inputs = cases();
+    let model = load("tiny-relu-bin");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let progress = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
+    let opts = EncodeOptions {
+        batch_size: 8,
+        progress: Some(&progress),
+        ..Default::default()
+    };
+    model.encode(&inputs, &opts).unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), inputs.len().div_ceil(8));
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(seen.last().unwrap(), &(inputs.len(), inputs.len()));
+}
