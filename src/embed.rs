@@ -156,18 +156,8 @@ impl Instructor {
     pub fn encode(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Embeddings> {
         let dim = self.dim();
         let mut data = vec![0f32; inputs.len() * dim];
-        self.run_batches(inputs, opts, |rows, tokens, hidden, lengths| {
-            let ns: Vec<usize> = rows.iter().map(|&r| tokens[r].instruction_len).collect();
-            let seq = hidden.dim(1)?;
-            let mask = Tensor::from_vec(
-                pooling_mask(lengths, &ns, seq),
-                (rows.len(), seq),
-                &self.device,
-            )?;
-            let mut x = mean_pool(hidden, &mask)?;
-            for head in &self.heads {
-                x = head.forward(&x)?;
-            }
+        self.run_batches(inputs, opts, |rows, _tokens, hidden, batch| {
+            let mut x = self.pool(hidden, batch)?;
             if opts.normalize {
                 x = crate::head::l2_normalize(&x)?;
             }
@@ -183,6 +173,33 @@ impl Instructor {
         })
     }
 
+    /// Embeddings `[batch, dim]` of one padded batch as a tensor, with training-time dropout when
+    /// given: the forward pass training differentiates through (inference goes through it too).
+    pub fn forward(&self, batch: &Batch, dropout: Option<f32>) -> candle_core::Result<Tensor> {
+        let hidden = self.encoder.forward(&batch.ids, &batch.mask, dropout)?;
+        self.pool(&hidden, batch)
+    }
+
+    /// Instruction-masked mean pooling, then the head layers.
+    fn pool(&self, hidden: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
+        let (b, seq, _) = hidden.dims3()?;
+        let mask = Tensor::from_vec(
+            pooling_mask(&batch.lengths, &batch.instruction_lens, seq),
+            (b, seq),
+            hidden.device(),
+        )?;
+        let mut x = mean_pool(hidden, &mask)?;
+        for head in &self.heads {
+            x = head.forward(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// The model's device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The encoder's token states for each input (see [`TokenEmbeddings`]).
     pub fn encode_tokens(
         &self,
@@ -190,8 +207,8 @@ impl Instructor {
         opts: &EncodeOptions,
     ) -> Result<Vec<TokenEmbeddings>> {
         let mut out = vec![None; inputs.len()];
-        self.run_batches(inputs, opts, |rows, tokens, hidden, lengths| {
-            for (i, (&r, &len)) in rows.iter().zip(lengths).enumerate() {
+        self.run_batches(inputs, opts, |rows, tokens, hidden, batch| {
+            for (i, (&r, &len)) in rows.iter().zip(&batch.lengths).enumerate() {
                 let states = hidden.get(i)?.narrow(0, 0, len)?;
                 out[r] = Some(TokenEmbeddings {
                     ids: tokens[r].ids.clone(),
@@ -209,12 +226,12 @@ impl Instructor {
 
     /// Tokenizes, sorts by length (less padding; results do not depend on it), and runs the
     /// encoder batch by batch. `f` gets the original row indices of the batch, all tokens, the
-    /// hidden states `[batch, seq, d]` and each row's length.
+    /// hidden states `[batch, seq, d]` and the batch.
     fn run_batches(
         &self,
         inputs: &[Input],
         opts: &EncodeOptions,
-        mut f: impl FnMut(&[usize], &[Tokens], &Tensor, &[usize]) -> candle_core::Result<()>,
+        mut f: impl FnMut(&[usize], &[Tokens], &Tensor, &Batch) -> candle_core::Result<()>,
     ) -> Result<()> {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch_size must be at least 1".into()));
@@ -224,23 +241,47 @@ impl Instructor {
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
         let mut done = 0;
         for rows in order.chunks(opts.batch_size) {
-            let lengths: Vec<usize> = rows.iter().map(|&r| tokens[r].ids.len()).collect();
-            let seq = lengths.iter().copied().max().unwrap_or(1);
-            let mut ids = vec![0u32; rows.len() * seq];
-            let mut mask = vec![0u8; rows.len() * seq];
-            for (i, &r) in rows.iter().enumerate() {
-                ids[i * seq..i * seq + lengths[i]].copy_from_slice(&tokens[r].ids);
-                mask[i * seq..i * seq + lengths[i]].fill(1);
-            }
-            let ids = Tensor::from_vec(ids, (rows.len(), seq), &self.device)?;
-            let mask = Tensor::from_vec(mask, (rows.len(), seq), &self.device)?;
-            let hidden = self.encoder.forward(&ids, &mask, None)?;
-            f(rows, &tokens, &hidden, &lengths)?;
+            let batch = Batch::new(rows.iter().map(|&r| &tokens[r]), &self.device)?;
+            let hidden = self.encoder.forward(&batch.ids, &batch.mask, None)?;
+            f(rows, &tokens, &hidden, &batch)?;
             done += rows.len();
             if let Some(progress) = opts.progress {
                 progress(done, inputs.len());
             }
         }
         Ok(())
+    }
+}
+
+/// Tokenized inputs padded on the right into one batch.
+pub struct Batch {
+    /// `[batch, seq]` u32 token ids, 0 on padding.
+    pub ids: Tensor,
+    /// `[batch, seq]` u8, 1 on real tokens.
+    pub mask: Tensor,
+    pub lengths: Vec<usize>,
+    pub instruction_lens: Vec<usize>,
+}
+
+impl Batch {
+    pub fn new<'t>(
+        tokens: impl IntoIterator<Item = &'t Tokens>,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let tokens: Vec<&Tokens> = tokens.into_iter().collect();
+        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        let seq = lengths.iter().copied().max().unwrap_or(1).max(1);
+        let mut ids = vec![0u32; tokens.len() * seq];
+        let mut mask = vec![0u8; tokens.len() * seq];
+        for (i, t) in tokens.iter().enumerate() {
+            ids[i * seq..i * seq + t.ids.len()].copy_from_slice(&t.ids);
+            mask[i * seq..i * seq + t.ids.len()].fill(1);
+        }
+        Ok(Self {
+            ids: Tensor::from_vec(ids, (tokens.len(), seq), device)?,
+            mask: Tensor::from_vec(mask, (tokens.len(), seq), device)?,
+            instruction_lens: tokens.iter().map(|t| t.instruction_len).collect(),
+            lengths,
+        })
     }
 }
