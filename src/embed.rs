@@ -1,7 +1,7 @@
 //! [`Instructor`]: the one encode path, from pairs to embeddings.
 
 use crate::config::ModelConfig;
-use crate::error::{Error, Result};
+use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
 use crate::model::{load_weights, Dtype, T5Encoder};
 use crate::pooling::{mean_pool, pooling_mask};
@@ -121,8 +121,8 @@ impl Instructor {
         let config = ModelConfig::from_folder(dir)?;
         let tokenizer = InstructorTokenizer::from_file(&config.tokenizer, config.do_lower_case)?;
         let vb = load_weights(&config.weights, opts.dtype.to_candle(), &opts.device)?;
-        let encoder =
-            T5Encoder::load(vb, &config.t5).map_err(|e| Error::weights(&config.weights, e))?;
+        let encoder = T5Encoder::load(vb, &config.t5)
+            .map_err(|e| Error::weights(&config.weights, candle_message(&e)))?;
         let heads = config
             .heads
             .iter()

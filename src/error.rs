@@ -53,3 +53,16 @@ impl Error {
         }
     }
 }
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is set:
+/// users need the tensor's name, not candle's stack.
+pub(crate) fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        candle_core::Error::Context { inner, context } => {
+            format!("{context}: {}", candle_message(inner))
+        }
+        candle_core::Error::WithPath { inner, .. } => candle_message(inner),
+        other => other.to_string(),
+    }
+}

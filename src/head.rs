@@ -1,7 +1,7 @@
 //! What follows pooling in `modules.json`: sentence-transformers' Dense and Normalize layers.
 
 use crate::config::{DenseActivation, Head};
-use crate::error::{Error, Result};
+use crate::error::{candle_message, Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
 
@@ -21,7 +21,8 @@ impl Layer {
             Head::Normalize => Ok(Layer::Normalize),
             Head::Dense(cfg) => {
                 let vb = crate::model::load_weights(&cfg.weights, DType::F32, device)?;
-                Self::dense_from(vb, cfg).map_err(|e| Error::weights(&cfg.weights, e))
+                Self::dense_from(vb, cfg)
+                    .map_err(|e| Error::weights(&cfg.weights, candle_message(&e)))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Reading a weights file (`model.safetensors` or torch's `pytorch_model.bin`) into a
 //! `VarBuilder`, converting to the compute dtype as tensors are requested.
 
-use crate::error::{Error, Result};
+use crate::error::{candle_message, Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use std::path::Path;
@@ -23,5 +23,5 @@ pub fn load_weights(path: &Path, dtype: DType, device: &Device) -> Result<VarBui
             ))
         }
     };
-    vb.map_err(|e| Error::weights(path, format!("cannot read weights: {e}")))
+    vb.map_err(|e| Error::weights(path, format!("cannot read weights: {}", candle_message(&e))))
 }
