@@ -482,6 +482,10 @@ fn kmeans_v_measure_is_close_to_sklearn() {
         let assign = clustering::mini_batch_kmeans(&pts, 5, 500, 1, 42);
         let v = clustering::v_measure(&ints(&case["labels"]), &assign);
         // Different RNG draws: require at least sklearn's worst of 5 seeds, less 0.05.
+        eprintln!(
+            "k-means v-measure {v} vs sklearn mean {} min {}",
+            case["v_mean"], case["v_min"]
+        );
         let floor = case["v_min"].as_f64().unwrap() - 0.05;
         assert!(
             v >= floor,

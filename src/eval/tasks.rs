@@ -469,7 +469,11 @@ fn classify(
         per_exp.push(classification::classification_scores(test_y, &pred));
     }
     let n = per_exp.len() as f64;
-    let fields: [(&str, fn(&classification::ClassificationScores) -> f64); 7] = [
+    type Field = (
+        &'static str,
+        fn(&classification::ClassificationScores) -> f64,
+    );
+    let fields: [Field; 7] = [
         ("accuracy", |s| s.accuracy),
         ("f1", |s| s.f1),
         ("f1_weighted", |s| s.f1_weighted),
