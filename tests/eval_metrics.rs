@@ -431,6 +431,10 @@ fn classification_protocol_matches_sklearn_within_tolerance() {
         acc += s.accuracy / 10.0;
         f1 += s.f1 / 10.0;
     }
+    eprintln!(
+        "classification: accuracy {acc} vs sklearn {}, f1 {f1} vs {}",
+        c["accuracy"], c["f1"]
+    );
     // Same training subsets; only the optimiser differs (sklearn stops at max_iter = 100 with
     // scipy's line search). One flipped test prediction in one experiment moves the mean by
     // 1/600; allow two.
