@@ -21,6 +21,8 @@ pub mod config;
 mod embed;
 mod error;
 pub mod head;
+#[cfg(all(feature = "hub", not(target_arch = "wasm32")))]
+pub mod hub;
 pub mod model;
 pub mod pooling;
 pub mod tokenize;

@@ -20,11 +20,17 @@ struct Cli {
 enum Command {
     /// Embed `{"instruction", "text"}` JSON lines into a .npy or .jsonl file.
     Embed(cli::embed::EmbedArgs),
+    /// Fetch a model from the Hugging Face hub into the cache; prints its folder.
+    Download(cli::hub::DownloadArgs),
+    /// The Hugging Face cache: `ls`, `rm <repo>`.
+    Cache(cli::hub::CacheArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Embed(args) => cli::embed::run(args),
+        Command::Download(args) => cli::hub::download(args),
+        Command::Cache(args) => cli::hub::cache(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,10 +32,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Fault switches. Files are named `{repo}/{path}`, e.g. `fixtures/tiny-relu-bin/pytorch_model.bin`
 /// (datasets: `datasets/{repo}/{path}`); an LFS file's faults apply to its `/lfs-store` answer.
@@ -88,7 +88,10 @@ impl Stats {
 
     /// Requests whose path contains `needle`.
     pub fn to(&self, needle: &str) -> Vec<&Logged> {
-        self.log.iter().filter(|l| l.path.contains(needle)).collect()
+        self.log
+            .iter()
+            .filter(|l| l.path.contains(needle))
+            .collect()
     }
 
     pub fn to_json(&self) -> Value {
@@ -135,6 +138,19 @@ struct State {
     repos: Mutex<BTreeMap<String, Repo>>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
+    /// Requests read but not yet logged. A client may have the whole answer before the server
+    /// thread logs it, so the stats wait for this to drop to zero.
+    in_flight: AtomicUsize,
+}
+
+impl State {
+    fn settled_stats(&self) -> MutexGuard<'_, Stats> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        lock(&self.stats)
+    }
 }
 
 /// A running mock hub; stops when dropped.
@@ -229,14 +245,14 @@ impl MockHub {
         lock(&self.state.faults).clone()
     }
 
+    /// The requests answered so far (waits for the ones being answered).
     pub fn stats(&self) -> Stats {
-        lock(&self.state.stats).clone()
+        self.state.settled_stats().clone()
     }
 
     /// Clears the stats and the faults.
     pub fn reset(&self) {
-        *lock(&self.state.stats) = Stats::default();
-        *lock(&self.state.faults) = Faults::default();
+        reset(&self.state);
     }
 }
 
@@ -249,6 +265,11 @@ impl Drop for MockHub {
             let _ = thread.join();
         }
     }
+}
+
+fn reset(state: &State) {
+    *state.settled_stats() = Stats::default();
+    *lock(&state.faults) = Faults::default();
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -391,6 +412,9 @@ fn serve_connection(mut stream: TcpStream, state: &State) -> io::Result<()> {
         return Ok(());
     };
     let control = req.path.starts_with("/__mock/");
+    if !control {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
     let mut resp = route(&req, state);
     if req.method == "HEAD" {
         resp.announced_len = Some(resp.body.len());
@@ -406,6 +430,7 @@ fn serve_connection(mut stream: TcpStream, state: &State) -> io::Result<()> {
             status: resp.status,
             bytes: sent,
         });
+        state.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     let _ = stream.shutdown(Shutdown::Both);
     Ok(())
@@ -485,10 +510,9 @@ fn route(req: &Request, state: &State) -> Response {
             Err(e) => Response::error(400, "BadRequest", &e.to_string()),
         },
         ("GET", ["__mock", "faults"]) => Response::json(json!(*lock(&state.faults))),
-        ("GET", ["__mock", "stats"]) => Response::json(lock(&state.stats).to_json()),
+        ("GET", ["__mock", "stats"]) => Response::json(state.settled_stats().to_json()),
         ("POST", ["__mock", "reset"]) => {
-            *lock(&state.stats) = Stats::default();
-            *lock(&state.faults) = Faults::default();
+            reset(state);
             Response::json(json!({ "ok": true }))
         }
         ("GET" | "HEAD", ["lfs-store", sha]) => lfs_store(req, state, sha),
@@ -547,9 +571,16 @@ fn with_repo(
 }
 
 fn is_lfs(path: &str) -> bool {
-    [".safetensors", ".bin", ".parquet", ".arrow", ".npy", ".onnx"]
-        .iter()
-        .any(|ext| path.ends_with(ext))
+    [
+        ".safetensors",
+        ".bin",
+        ".parquet",
+        ".arrow",
+        ".npy",
+        ".onnx",
+    ]
+    .iter()
+    .any(|ext| path.ends_with(ext))
 }
 
 fn git_sha1(data: &[u8]) -> String {
@@ -598,7 +629,10 @@ fn file(req: &Request, state: &State, repo: &str, r: &Repo, path: &str, raw: boo
     Response::new(302)
         .header(
             "Location",
-            format!("http://{other}/lfs-store/{sha}?file={}", percent_encode(&key)),
+            format!(
+                "http://{other}/lfs-store/{sha}?file={}",
+                percent_encode(&key)
+            ),
         )
         .header("ETag", format!("\"{}\"", git_sha1(pointer.as_bytes())))
         .header("X-Linked-Etag", format!("\"{sha}\""))
@@ -652,7 +686,10 @@ fn serve(req: &Request, state: &State, key: &str, data: &[u8]) -> Response {
         Some((start, end)) => {
             let end = end.map_or(total, |e| (e + 1).min(total));
             Response::new(206)
-                .header("Content-Range", format!("bytes {start}-{}/{total}", end - 1))
+                .header(
+                    "Content-Range",
+                    format!("bytes {start}-{}/{total}", end - 1),
+                )
                 .body(body[start..end].to_vec())
         }
         None => Response::new(200).body(body),
