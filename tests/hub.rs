@@ -359,6 +359,23 @@ fn sha_mismatch_is_refused_and_leaves_nothing() {
         !repo.join("refs/main").exists(),
         "an incomplete model must not become main"
     );
+
+    // Small (non-LFS) files are checked against their git blob sha1.
+    hub.set_faults(Faults {
+        corrupt: ["fixtures/tiny-relu-bin/config.json".to_string()].into(),
+        ..Faults::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let repo = repo_dir(cache.path());
+    let err = download(&options(&hub.url(), cache.path())).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`config.json`") && msg.contains("git blob sha1"),
+        "{msg}"
+    );
+    let sha1 = git_sha1_hex(&hub.file(REPO, "config.json"));
+    assert!(!repo.join("blobs").join(sha1).exists());
+    assert!(files_ending(&repo.join("blobs"), ".incomplete").is_empty());
 }
 
 #[test]
@@ -433,6 +450,23 @@ fn unreachable_hub_with_an_empty_cache_fails_fast_and_names_what_is_missing() {
     for part in [REPO, "main", "`modules.json`", "did not answer"] {
         assert!(msg.contains(part), "`{part}` not in: {msg}");
     }
+}
+
+#[test]
+fn hub_that_accepts_but_never_answers_times_out() {
+    // The kernel completes the handshake for a listener nobody accepts on: requests hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = options(
+        &format!("http://{}", silent.local_addr().unwrap()),
+        cache.path(),
+    );
+    opts.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = download(&opts).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err, HubError::NotCached(_)), "{err:?}");
+    assert!(err.to_string().contains("did not answer"), "{err}");
 }
 
 #[test]
@@ -556,6 +590,126 @@ fn cache_laid_out_by_huggingface_hub_is_used_with_the_hub_down() {
         .unwrap();
     assert_eq!(got, snapshot);
     Instructor::load(&got, &LoadOptions::default()).unwrap();
+}
+
+/// The routes the browser build uses (its `fetch` hides the 302's headers), CORS, datasets, and
+/// the run-time control API.
+#[test]
+fn mock_hub_serves_the_browser_api_datasets_and_control_routes() {
+    let hub = start_hub();
+    hub.add_file("datasets/fixtures/tiny-set", "data/test.jsonl", "{}\n");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get_json = |path: &str| -> serde_json::Value {
+        let mut resp = agent.get(format!("{}{path}", hub.url())).call().unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let weights = hub.file(REPO, "pytorch_model.bin");
+    let sha = sha256_hex(&weights);
+
+    let info = get_json("/api/models/fixtures/tiny-relu-bin/revision/main");
+    assert_eq!(info["sha"], hub.commit(REPO));
+    let sibling = info["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["rfilename"] == "pytorch_model.bin")
+        .unwrap();
+    assert_eq!(sibling["lfs"]["sha256"], sha.as_str());
+    assert_eq!(sibling["size"], weights.len());
+
+    let tree = get_json("/api/models/fixtures/tiny-relu-bin/tree/main?recursive=true");
+    let paths: Vec<&str> = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"2_Dense/pytorch_model.bin") && paths.contains(&"2_Dense"));
+
+    let mut resp = agent
+        .post(format!(
+            "{}/api/models/fixtures/tiny-relu-bin/paths-info/main",
+            hub.url()
+        ))
+        .content_type("application/x-www-form-urlencoded")
+        .send("paths=pytorch_model.bin&paths=nope.json")
+        .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(info.as_array().unwrap().len(), 1);
+    assert_eq!(info[0]["lfs"]["oid"], sha.as_str());
+
+    let mut raw = agent
+        .get(format!(
+            "{}/fixtures/tiny-relu-bin/raw/main/pytorch_model.bin",
+            hub.url()
+        ))
+        .call()
+        .unwrap();
+    let pointer = raw.body_mut().read_to_string().unwrap();
+    assert!(pointer.contains(&format!("oid sha256:{sha}")), "{pointer}");
+    let cors = raw.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(cors.contains("X-Linked-Etag") && cors.contains("Content-Range"));
+    assert_eq!(raw.headers()["access-control-allow-origin"], "*");
+
+    let preflight = agent
+        .options(format!(
+            "{}/fixtures/tiny-relu-bin/resolve/main/x",
+            hub.url()
+        ))
+        .header("Access-Control-Request-Headers", "range, authorization")
+        .call()
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("range") && allowed.contains("authorization"));
+
+    let mut data = agent
+        .get(format!(
+            "{}/datasets/fixtures/tiny-set/resolve/main/data/test.jsonl",
+            hub.url()
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(data.body_mut().read_to_string().unwrap(), "{}\n");
+
+    // Control over HTTP, as the browser tests use it.
+    let faults = r#"{"missing": ["fixtures/tiny-relu-bin/config.json"]}"#;
+    let resp = agent
+        .post(format!("{}/__mock/faults", hub.url()))
+        .send(faults)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let missing = agent
+        .get(format!(
+            "{}/fixtures/tiny-relu-bin/resolve/main/config.json",
+            hub.url()
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["x-error-code"], "EntryNotFound");
+    let stats = get_json("/__mock/stats");
+    assert_eq!(stats["requests"], 7);
+    assert_eq!(
+        stats["paths"]["/fixtures/tiny-relu-bin/resolve/main/config.json"]["requests"],
+        1
+    );
+    agent
+        .post(format!("{}/__mock/reset", hub.url()))
+        .send("")
+        .unwrap();
+    assert_eq!(hub.stats().requests(), 0);
+    assert_eq!(hub.faults(), Faults::default());
 }
 
 fn instructor(hub: &MockHub, cache: &Path) -> Command {
