@@ -394,6 +394,17 @@ fn missing_file_repo_and_revision_are_named() {
         assert!(msg.contains(part), "`{part}` not in: {msg}");
     }
 
+    // Neither weight file: both candidates are named.
+    hub.set_faults(Faults {
+        missing: ["fixtures/tiny-relu-bin/2_Dense/pytorch_model.bin".to_string()].into(),
+        ..Faults::default()
+    });
+    let msg = download(&opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("`2_Dense/model.safetensors or 2_Dense/pytorch_model.bin`"),
+        "{msg}"
+    );
+
     let err = Hub::new(opts.clone())
         .download_model("fixtures/no-such-model", "main", &mut ())
         .unwrap_err();

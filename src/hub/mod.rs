@@ -193,14 +193,25 @@ impl Hub {
         // Every file at the commit modules.json came from, so that a push in between cannot mix
         // two versions of the model.
         self.fetch(&cache, &target, &modules_meta, progress)?;
+        let at_commit = Target {
+            revision: &commit,
+            ..target
+        };
         let modules_file = snapshot.join("modules.json");
         let text =
             std::fs::read_to_string(&modules_file).map_err(|e| HubError::io(&modules_file, e))?;
         for module in crate::config::parse_modules(&text, &modules_file)? {
             for file in module.files() {
-                self.fetch_at_commit(&cache, &target, &commit, &file, progress)?;
+                self.fetch_file(
+                    &cache,
+                    &Target {
+                        file: &file,
+                        ..at_commit
+                    },
+                    progress,
+                )?;
             }
-            self.fetch_weights(&cache, &target, &commit, &module.weight_files(), progress)?;
+            self.fetch_weights(&cache, &at_commit, &module.weight_files(), progress)?;
         }
         self.set_ref(&cache, revision, &commit)?;
         Ok(snapshot)
@@ -210,13 +221,12 @@ impl Hub {
     fn fetch_weights(
         &self,
         cache: &RepoCache,
-        modules: &Target,
-        commit: &str,
+        at_commit: &Target,
         candidates: &[String],
         progress: &mut dyn Progress,
     ) -> Result<(), HubError> {
         for file in candidates {
-            match self.fetch_at_commit(cache, modules, commit, file, progress) {
+            match self.fetch_file(cache, &Target { file, ..*at_commit }, progress) {
                 Err(HubError::FileNotFound { .. }) => continue,
                 other => return other,
             }
@@ -224,36 +234,23 @@ impl Hub {
         if candidates.is_empty() {
             return Ok(());
         }
-        let all = candidates.join(" or ");
         Err(HubError::FileNotFound {
-            repo: modules.repo.to_string(),
-            revision: Target {
-                file: &all,
-                revision: commit,
-                ..*modules
-            }
-            .revision_label(),
-            file: all.clone(),
+            repo: at_commit.repo.to_string(),
+            revision: at_commit.revision_label(),
+            file: candidates.join(" or "),
         })
     }
 
-    /// Fetches `file` at `commit`, the revision `modules` (the modules.json request) resolved to.
-    fn fetch_at_commit(
+    /// Asks the hub about one file, then [`fetch`](Self::fetch)es it.
+    fn fetch_file(
         &self,
         cache: &RepoCache,
-        modules: &Target,
-        commit: &str,
-        file: &str,
+        target: &Target,
         progress: &mut dyn Progress,
     ) -> Result<(), HubError> {
-        let target = Target {
-            revision: commit,
-            file,
-            ..*modules
-        };
-        check_relative(&target)?;
-        let meta = self.http.metadata(&self.opts, &target)?;
-        self.fetch(cache, &target, &meta, progress)
+        check_relative(target)?;
+        let meta = self.http.metadata(&self.opts, target)?;
+        self.fetch(cache, target, &meta, progress)
     }
 
     /// Downloads the blob unless the cache has it, and links it into the snapshot.
