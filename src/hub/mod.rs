@@ -13,9 +13,10 @@
 //! - Online with a complete snapshot, one HEAD checks that the revision has not moved. Offline
 //!   (`HF_HUB_OFFLINE`) or with the hub unreachable, the cache alone answers.
 //!
-//! Not built on the `hf-hub` crate: its sync API (checked at 0.5) does not verify the sha256 the
-//! hub announces for LFS files, and it neither falls back to the cache when the hub is
-//! unreachable nor says which repo/revision/file is missing when offline.
+//! Not built on the `hf-hub` crate: its sync API (read in the 0.x source, the line candle uses;
+//! the 1.0 rewrite was not evaluated) writes downloads without checking the sha256 the hub
+//! announces in `X-Linked-Etag`, and has no offline mode whose error names the missing
+//! repo/revision/file.
 
 mod cache;
 mod download;
