@@ -22,6 +22,8 @@ mod embed;
 mod error;
 pub mod eval;
 pub mod head;
+#[cfg(all(feature = "hub", not(target_arch = "wasm32")))]
+pub mod hub;
 pub mod model;
 pub mod pooling;
 pub mod tokenize;

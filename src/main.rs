@@ -22,12 +22,18 @@ enum Command {
     Embed(cli::embed::EmbedArgs),
     /// Evaluate on MTEB tasks from local data (mteb 2.x metrics; `--protocol paper` for the paper's).
     Eval(cli::eval::EvalArgs),
+    /// Fetch a model from the Hugging Face hub into the cache; prints its folder.
+    Download(cli::hub::DownloadArgs),
+    /// The Hugging Face cache: `ls`, `rm <repo>`.
+    Cache(cli::hub::CacheArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Embed(args) => cli::embed::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Download(args) => cli::hub::download(args),
+        Command::Cache(args) => cli::hub::cache(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

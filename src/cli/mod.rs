@@ -2,6 +2,7 @@
 
 pub mod embed;
 pub mod eval;
+pub mod hub;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,9 +13,13 @@ use std::path::Path;
 /// Options every command that loads a model takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model folder (sentence-transformers layout).
+    /// Model folder (sentence-transformers layout), or a hub repo id such as
+    /// hkunlp/instructor-base (downloaded into the Hugging Face cache).
     #[arg(long)]
     pub model: String,
+    /// Branch, tag or commit sha, when --model is a hub repo.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
     /// Precision of the encoder's matrix products.
     #[arg(long, default_value = "f32")]
     pub dtype: Dtype,
@@ -37,7 +42,8 @@ impl ModelArgs {
             dtype: self.dtype,
             device,
         };
-        Ok(Instructor::load(&self.model, &opts)?)
+        let dir = hub::resolve(&self.model, &self.revision, self.quiet)?;
+        Ok(Instructor::load(dir, &opts)?)
     }
 
     /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.

@@ -1,0 +1,355 @@
+//! Models from the Hugging Face hub, natively: `--model hkunlp/instructor-base` downloads exactly
+//! the files [`Instructor::load`](crate::Instructor::load) reads (modules.json first, then what
+//! [`Module::files`](crate::config::Module::files) and
+//! [`Module::weight_files`](crate::config::Module::weight_files) name) into the huggingface_hub
+//! cache, and returns the snapshot folder.
+//!
+//! It behaves as huggingface_hub does, so that the two share one cache:
+//! - `{endpoint}/{repo}/resolve/{revision}/{path}`; the first answer's headers tell the commit
+//!   (`X-Repo-Commit`), the blob name (`X-Linked-Etag` for LFS files, else `ETag`) and the size;
+//!   LFS files redirect to a CDN, which gets no `Authorization` header.
+//! - Downloads go to `blobs/{etag}.incomplete` under a lock, resume with `Range`, are verified
+//!   (sha256 for LFS files, git blob sha1 for the others) and renamed into place.
+//! - Online with a complete snapshot, one HEAD checks that the revision has not moved. Offline
+//!   (`HF_HUB_OFFLINE`) or with the hub unreachable, the cache alone answers.
+//!
+//! Not built on the `hf-hub` crate: its sync API (read in the 0.x source, the line candle uses;
+//! the 1.0 rewrite was not evaluated) writes downloads without checking the sha256 the hub
+//! announces in `X-Linked-Etag`, and has no offline mode whose error names the missing
+//! repo/revision/file.
+
+mod cache;
+mod download;
+mod error;
+
+pub use cache::{list as list_cache, remove as remove_from_cache, CachedRepo};
+pub use error::{HubError, Mismatch, NotCached};
+
+use cache::{first_missing, RepoCache};
+use download::{FileMeta, Http};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where and how to reach the hub. Tests build one by hand (they run in parallel threads, so
+/// they must not share process environment); the CLI uses [`HubOptions::from_env`].
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// `https://huggingface.co`, or a mirror; no trailing `/`.
+    pub endpoint: String,
+    /// The huggingface_hub cache folder (the one holding `models--*`).
+    pub cache_dir: PathBuf,
+    /// Sent as `Authorization: Bearer` to the endpoint only.
+    pub token: Option<String>,
+    /// Use the cache only.
+    pub offline: bool,
+    /// Connect timeout, and the longest wait for any read; no limit on a whole download.
+    pub timeout: Duration,
+}
+
+impl HubOptions {
+    /// The settings huggingface_hub reads: `HF_ENDPOINT`, `HF_HUB_CACHE` (else `HF_HOME/hub`,
+    /// else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`), `HF_TOKEN` (else
+    /// the token file `huggingface-cli login` writes: `HF_TOKEN_PATH`, else `HF_HOME/token`),
+    /// `HF_HUB_OFFLINE`, `HF_HUB_DOWNLOAD_TIMEOUT` (seconds, default 10).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
+            let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(
+                    var("HOME")
+                        .or_else(|| var("USERPROFILE"))
+                        .unwrap_or_default(),
+                )
+                .join(".cache")
+            });
+            cache.join("huggingface")
+        });
+        let token_file = var("HF_TOKEN_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| hf_home.join("token"));
+        let token = var("HF_TOKEN").or_else(|| {
+            std::fs::read_to_string(token_file)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        });
+        Self {
+            endpoint: var("HF_ENDPOINT")
+                .unwrap_or_else(|| "https://huggingface.co".into())
+                .trim_end_matches('/')
+                .to_string(),
+            cache_dir: var("HF_HUB_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| hf_home.join("hub")),
+            token: token.map(|t| t.trim().to_string()),
+            offline: var("HF_HUB_OFFLINE").is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "on" | "yes" | "true"
+                )
+            }),
+            timeout: Duration::from_secs_f64(
+                var("HF_HUB_DOWNLOAD_TIMEOUT")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10.0),
+            ),
+        }
+    }
+}
+
+/// Told about each file download, so that the CLI can draw a bar without the library depending
+/// on a terminal crate. Every method has a no-op default; `()` reports nothing.
+pub trait Progress {
+    /// A download of `file` (re)starts with `done` bytes already on disk, of `total` if known.
+    fn start(&mut self, _file: &str, _done: u64, _total: Option<u64>) {}
+    /// `done` bytes of the current file are on disk.
+    fn advance(&mut self, _done: u64) {}
+    /// The current file is complete and verified.
+    fn finish(&mut self) {}
+}
+
+impl Progress for () {}
+
+/// Whether `s` has the shape of a hub repo id: `owner/name`, letters, digits, `-`, `_`, `.`.
+pub fn is_repo_id(s: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 96
+            && !part.starts_with(['.', '-'])
+            && !part.contains("..")
+            && !part.contains("--")
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    matches!(s.split_once('/'), Some((owner, name)) if ok(owner) && ok(name))
+}
+
+/// `--model`: an existing folder is used as it is; `owner/name` is fetched from the hub (at
+/// `revision`) into the cache, and its snapshot folder returned.
+pub fn resolve_model(
+    model: &str,
+    revision: &str,
+    opts: &HubOptions,
+    progress: &mut dyn Progress,
+) -> Result<PathBuf, HubError> {
+    if Path::new(model).is_dir() {
+        return Ok(PathBuf::from(model));
+    }
+    if !is_repo_id(model) {
+        return Err(HubError::NotAModel(model.to_string()));
+    }
+    Hub::new(opts.clone()).download_model(model, revision, progress)
+}
+
+/// A client of one hub and one cache.
+pub struct Hub {
+    opts: HubOptions,
+    http: Http,
+}
+
+impl Hub {
+    pub fn new(opts: HubOptions) -> Self {
+        let http = Http::new(&opts);
+        Self { opts, http }
+    }
+
+    /// Makes the cache hold everything `Instructor::load` needs of `repo` at `revision` (a
+    /// branch, tag or commit sha) and returns the snapshot folder.
+    pub fn download_model(
+        &self,
+        repo: &str,
+        revision: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf, HubError> {
+        let cache = RepoCache::new(&self.opts.cache_dir, repo);
+        if self.opts.offline {
+            return self.cached_snapshot(&cache, repo, revision, "HF_HUB_OFFLINE is set".into());
+        }
+        // A commit's files never change: a complete snapshot of it needs no question.
+        if is_commit(revision) && first_missing(&cache.snapshot(revision))?.is_none() {
+            return Ok(cache.snapshot(revision));
+        }
+        let target = Target {
+            repo,
+            revision,
+            asked: revision,
+            file: "modules.json",
+        };
+        let modules_meta = match self.http.metadata(&self.opts, &target) {
+            Ok(meta) => meta,
+            Err(e) if e.is_unreachable() => {
+                let why = format!("the hub did not answer ({e})");
+                return self.cached_snapshot(&cache, repo, revision, why);
+            }
+            Err(e) => return Err(e),
+        };
+        let commit = modules_meta.commit.clone();
+        let snapshot = cache.snapshot(&commit);
+        if first_missing(&snapshot)?.is_none() {
+            self.set_ref(&cache, revision, &commit)?;
+            return Ok(snapshot);
+        }
+
+        // Every file at the commit modules.json came from, so that a push in between cannot mix
+        // two versions of the model.
+        self.fetch(&cache, &target, &modules_meta, progress)?;
+        let at_commit = Target {
+            revision: &commit,
+            ..target
+        };
+        let modules_file = snapshot.join("modules.json");
+        let text =
+            std::fs::read_to_string(&modules_file).map_err(|e| HubError::io(&modules_file, e))?;
+        for module in crate::config::parse_modules(&text, &modules_file)? {
+            for file in module.files() {
+                self.fetch_file(
+                    &cache,
+                    &Target {
+                        file: &file,
+                        ..at_commit
+                    },
+                    progress,
+                )?;
+            }
+            self.fetch_weights(&cache, &at_commit, &module.weight_files(), progress)?;
+        }
+        self.set_ref(&cache, revision, &commit)?;
+        Ok(snapshot)
+    }
+
+    /// The first of `candidates` the repo has (none when the module has no weights).
+    fn fetch_weights(
+        &self,
+        cache: &RepoCache,
+        at_commit: &Target,
+        candidates: &[String],
+        progress: &mut dyn Progress,
+    ) -> Result<(), HubError> {
+        for file in candidates {
+            match self.fetch_file(cache, &Target { file, ..*at_commit }, progress) {
+                Err(HubError::FileNotFound { .. }) => continue,
+                other => return other,
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        Err(HubError::FileNotFound {
+            repo: at_commit.repo.to_string(),
+            revision: at_commit.revision_label(),
+            file: candidates.join(" or "),
+        })
+    }
+
+    /// Asks the hub about one file, then [`fetch`](Self::fetch)es it.
+    fn fetch_file(
+        &self,
+        cache: &RepoCache,
+        target: &Target,
+        progress: &mut dyn Progress,
+    ) -> Result<(), HubError> {
+        check_relative(target)?;
+        let meta = self.http.metadata(&self.opts, target)?;
+        self.fetch(cache, target, &meta, progress)
+    }
+
+    /// Downloads the blob unless the cache has it, and links it into the snapshot.
+    fn fetch(
+        &self,
+        cache: &RepoCache,
+        target: &Target,
+        meta: &FileMeta,
+        progress: &mut dyn Progress,
+    ) -> Result<(), HubError> {
+        let blob = cache.blob(&meta.etag);
+        if !blob.is_file() {
+            // Another thread or process may hold it; once we have it, the blob may be there.
+            let _lock = cache.lock(&meta.etag)?;
+            if !blob.is_file() {
+                self.http
+                    .download(&self.opts, target, meta, &blob, progress)?;
+            }
+        }
+        cache.link(&meta.commit, target.file, &meta.etag)?;
+        Ok(())
+    }
+
+    fn set_ref(&self, cache: &RepoCache, revision: &str, commit: &str) -> Result<(), HubError> {
+        if revision == commit {
+            return Ok(());
+        }
+        cache.write_ref(revision, commit)
+    }
+
+    /// The snapshot `revision` pointed to when last online, if it is complete.
+    fn cached_snapshot(
+        &self,
+        cache: &RepoCache,
+        repo: &str,
+        revision: &str,
+        why: String,
+    ) -> Result<PathBuf, HubError> {
+        let not_cached = |file: String| {
+            HubError::NotCached(Box::new(NotCached {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file,
+                cache: cache.dir.clone(),
+                why: why.clone(),
+            }))
+        };
+        let commit = if is_commit(revision) {
+            revision.to_string()
+        } else {
+            // Never resolved: nothing of it can be there; modules.json is what comes first.
+            cache
+                .read_ref(revision)
+                .ok_or_else(|| not_cached("modules.json".into()))?
+        };
+        let snapshot = cache.snapshot(&commit);
+        match first_missing(&snapshot)? {
+            None => Ok(snapshot),
+            Some(file) => Err(not_cached(file)),
+        }
+    }
+}
+
+/// What is being fetched, for URLs and error messages.
+pub(crate) struct Target<'a> {
+    pub repo: &'a str,
+    /// The revision in the URL: what the user asked for, then the commit it resolved to.
+    pub revision: &'a str,
+    /// The revision the user asked for.
+    pub asked: &'a str,
+    pub file: &'a str,
+}
+
+impl Target<'_> {
+    /// `main`, or `main at commit 1a2b…` once resolved.
+    pub fn revision_label(&self) -> String {
+        if self.asked == self.revision {
+            self.revision.to_string()
+        } else {
+            format!("{} at commit {}", self.asked, self.revision)
+        }
+    }
+}
+
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// File names come from a downloaded modules.json: keep them inside the snapshot.
+fn check_relative(t: &Target) -> Result<(), HubError> {
+    let inside = Path::new(t.file)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if inside {
+        return Ok(());
+    }
+    Err(HubError::Protocol {
+        url: format!("{} (revision {}) modules.json", t.repo, t.revision_label()),
+        message: format!("module file `{}` points outside the repository", t.file),
+    })
+}
