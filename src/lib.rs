@@ -23,7 +23,10 @@ mod error;
 pub mod head;
 pub mod model;
 pub mod pooling;
+pub mod source;
 pub mod tokenize;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
 pub use error::{Error, Result};
