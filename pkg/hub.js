@@ -111,6 +111,10 @@ async function ensureFile(ctx, entry) {
     throw quotaError(file, size - rec.stored);
   }
 
+  if (size != null && rec.stored === size) {
+    // Everything was stored but not yet verified (interrupted right at the end).
+    return finishFile(ctx, entry, rec, hasher);
+  }
   const url = `${hubUrl}/${encPath(repo)}/resolve/${encodeURIComponent(commit)}/${encPath(file)}`;
   const headers = rec.stored > 0 ? { Range: `bytes=${rec.stored}-` } : {};
   let resp;
@@ -193,6 +197,11 @@ async function ensureFile(ctx, entry) {
     reader.cancel().catch(() => {});
     throw e;
   }
+  return finishFile(ctx, entry, rec, hasher);
+}
+
+/** Checks the stored length and the sha256, then marks the file complete. */
+async function finishFile({ repo, commit }, { file, size, sha256 }, rec, hasher) {
   if (size != null && rec.stored !== size) {
     hasher.free();
     throw new InstructorError(
