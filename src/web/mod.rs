@@ -148,6 +148,9 @@ impl ReadAt for JsChunks {
     }
 }
 
+/// Bytes one batch's attention-score tensor may take (see [`WasmModel::encode`]).
+const ATTENTION_BUDGET: usize = 48 << 20;
+
 /// A loaded model.
 #[wasm_bindgen]
 pub struct WasmModel {
@@ -189,6 +192,11 @@ impl WasmModel {
     }
 
     /// Embeds `instructions[i] + texts[i]` pairs; row-major `n × dim`.
+    ///
+    /// Batches are also capped by memory: the attention scores of a batch take
+    /// `batch × heads × seq² × 4` bytes (400 MiB at batch 32, seq 512 for instructor-base), and
+    /// wasm memory never shrinks and ends at 4 GiB. So long inputs go in smaller batches, sized to
+    /// [`ATTENTION_BUDGET`]; results do not depend on the batching.
     pub fn encode(
         &self,
         instructions: Vec<String>,
@@ -199,17 +207,45 @@ impl WasmModel {
         if instructions.len() != texts.len() {
             return Err(JsError::new("instructions and texts differ in length"));
         }
+        if batch_size == 0 {
+            return Err(JsError::new("batchSize must be at least 1"));
+        }
         let inputs: Vec<Input> = instructions
             .into_iter()
             .zip(texts)
             .map(|(i, t)| Input::new(i, t))
             .collect();
-        let opts = EncodeOptions {
-            batch_size,
-            normalize,
-            ..EncodeOptions::default()
-        };
-        Ok(self.inner.encode(&inputs, &opts).map_err(js_err)?.data)
+        let lens: Vec<usize> = self
+            .inner
+            .tokenize(&inputs, None)
+            .map_err(js_err)?
+            .iter()
+            .map(|t| t.ids.len().max(1))
+            .collect();
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+        let heads = self.inner.config().t5.num_heads;
+        let dim = self.inner.dim();
+        let mut out = vec![0f32; inputs.len() * dim];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted longest first: the first input of a group is its longest.
+            let seq = lens[order[start]];
+            let fits = (ATTENTION_BUDGET / (heads * seq * seq * 4)).max(1);
+            let group = &order[start..(start + fits.min(batch_size)).min(order.len())];
+            let sub: Vec<Input> = group.iter().map(|&k| inputs[k].clone()).collect();
+            let opts = EncodeOptions {
+                batch_size: group.len(),
+                normalize,
+                ..EncodeOptions::default()
+            };
+            let emb = self.inner.encode(&sub, &opts).map_err(js_err)?;
+            for (j, &k) in group.iter().enumerate() {
+                out[k * dim..(k + 1) * dim].copy_from_slice(emb.row(j));
+            }
+            start += group.len();
+        }
+        Ok(out)
     }
 
     /// Token counts of the inputs as encode truncates them (for throughput figures).
