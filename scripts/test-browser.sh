@@ -18,9 +18,12 @@ fi
 
 scripts/build-wasm.sh
 
-# The mock hub (examples/mock_hub.rs), built once here rather than by each test.
-cargo build --quiet --example mock_hub
-export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
+# The mock hub (examples/mock_hub.rs), built once here rather than by each test ($MOCK_HUB_BIN
+# overrides it).
+if [ -z "${MOCK_HUB_BIN:-}" ]; then
+  cargo build --quiet --example mock_hub
+  export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
+fi
 
 node --test --test-concurrency=1 tests/browser/embed.test.mjs
 

@@ -1,7 +1,7 @@
 // Throughput of the wasm SIMD path in headless Chromium vs native CPU, same machine, same run,
 // same pairs (benches/pairs.jsonl), instructor-<shape> shape with random weights.
 //
-//   node tests/browser/bench.mjs [--shape base] [--pairs N] [--batch 32] [--dir DIR]
+//   node tests/browser/bench.mjs [--shape base] [--pairs N] [--batch 32] [--dir DIR] [--pairs-file F]
 //
 // Also reports the wasm linear memory after load and after encoding (it only grows: the peak).
 
@@ -36,7 +36,7 @@ if (!fs.existsSync(path.join(modelDir, 'modules.json'))) {
   }
 }
 
-const pairsFile = path.join(ROOT, 'benches/pairs.jsonl');
+const pairsFile = arg('pairs-file', path.join(ROOT, 'benches/pairs.jsonl'));
 let lines = fs.readFileSync(pairsFile, 'utf8').split('\n').filter((l) => l.trim());
 if (limit > 0) lines = lines.slice(0, limit);
 const pairsPath = path.join(parent, `pairs-${lines.length}.jsonl`);

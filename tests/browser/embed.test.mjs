@@ -215,6 +215,16 @@ test('device and argument checks', async () => {
     }
     const plain = await m.encode(['Plain text without an instruction.', ['', 'Plain text without an instruction.']], { normalize: true });
     out.plain = [plain.dims, Array.from(plain.data.slice(0, 4)), Array.from(plain.data.slice(plain.dims[1], plain.dims[1] + 4))];
+    const full = await m.encode([['Represent the Science title: ', 'Parametric approximations of the sine function']]);
+    const half = await IE.Instructor.load('fixtures/tiny-relu-bin', { hubUrl, dtype: 'f16' });
+    const h = await half.encode([['Represent the Science title: ', 'Parametric approximations of the sine function']]);
+    out.f16 = [half.dtype, h.data.reduce((w, v, i) => Math.max(w, Math.abs(v - full.data[i])), 0)];
+    await half.dispose();
+    try {
+      await IE.Instructor.load('fixtures/tiny-relu-bin', { hubUrl, dtype: 'bf16' });
+    } catch (e) {
+      out.bf16 = e.name;
+    }
     await m.dispose();
     try {
       await m.encode([['', 'x']]);
@@ -228,6 +238,9 @@ test('device and argument checks', async () => {
   assert.equal(r.badPair, 'TypeError');
   assert.deepEqual(r.plain[1], r.plain[2]);
   assert.equal(r.disposed, 'InvalidStateError');
+  assert.equal(r.f16[0], 'f16');
+  assert.ok(r.f16[1] > 0 && r.f16[1] < 1e-2, `f16 differs from f32 by ${r.f16[1]}`);
+  assert.equal(r.bf16, 'TypeError');
 });
 
 test('clearCache removes one repo or everything, and cachedModels lists sizes', async () => {
