@@ -170,14 +170,13 @@ impl Instructor {
     pub fn encode(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Embeddings> {
         let dim = self.dim();
         let mut data = vec![0f32; inputs.len() * dim];
-        self.run_batches(inputs, opts, |rows, _tokens, hidden, batch| {
+        self.run_batches(inputs, opts, |first, _tokens, hidden, batch| {
             let mut x = self.pool(hidden, batch)?;
             if opts.normalize {
                 x = crate::head::l2_normalize(&x)?;
             }
-            for (&r, row) in rows.iter().zip(x.to_vec2::<f32>()?) {
-                data[r * dim..(r + 1) * dim].copy_from_slice(&row);
-            }
+            let rows = x.flatten_all()?.to_vec1::<f32>()?;
+            data[first * dim..first * dim + rows.len()].copy_from_slice(&rows);
             Ok(())
         })?;
         Ok(Embeddings {
@@ -190,16 +189,15 @@ impl Instructor {
     /// Embeddings `[batch, dim]` of one padded batch as a tensor, with training-time dropout when
     /// given: the forward pass training differentiates through (inference goes through it too).
     pub fn forward(&self, batch: &Batch, dropout: Option<f32>) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(&batch.ids, &batch.mask, dropout)?;
+        let hidden = self.encoder.forward(&batch.ids, &batch.lengths, dropout)?;
         self.pool(&hidden, batch)
     }
 
     /// Instruction-masked mean pooling, then the head layers.
     fn pool(&self, hidden: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
-        let (b, seq, _) = hidden.dims3()?;
         let mask = Tensor::from_vec(
-            pooling_mask(&batch.lengths, &batch.instruction_lens, seq),
-            (b, seq),
+            pooling_mask(&batch.lengths, &batch.instruction_lens),
+            (batch.lengths.len(), hidden.dim(0)?),
             hidden.device(),
         )?;
         let mut x = mean_pool(hidden, &mask)?;
@@ -220,59 +218,55 @@ impl Instructor {
         inputs: &[Input],
         opts: &EncodeOptions,
     ) -> Result<Vec<TokenEmbeddings>> {
-        let mut out = vec![None; inputs.len()];
-        self.run_batches(inputs, opts, |rows, tokens, hidden, batch| {
-            for (i, (&r, &len)) in rows.iter().zip(&batch.lengths).enumerate() {
-                let states = hidden.get(i)?.narrow(0, 0, len)?;
-                out[r] = Some(TokenEmbeddings {
-                    ids: tokens[r].ids.clone(),
+        let mut out = Vec::with_capacity(inputs.len());
+        self.run_batches(inputs, opts, |_first, tokens, hidden, _batch| {
+            let mut start = 0;
+            for t in tokens {
+                let states = hidden.narrow(0, start, t.ids.len())?;
+                start += t.ids.len();
+                out.push(TokenEmbeddings {
+                    ids: t.ids.clone(),
                     dim: states.dim(1)?,
                     data: states.flatten_all()?.to_vec1()?,
                 });
             }
             Ok(())
         })?;
-        Ok(out
-            .into_iter()
-            .map(|t| t.expect("every row is visited"))
-            .collect())
+        Ok(out)
     }
 
-    /// Tokenizes, sorts by length (less padding; results do not depend on it), and runs the
-    /// encoder batch by batch. `f` gets the original row indices of the batch, all tokens, the
-    /// hidden states `[batch, seq, d]` and the batch.
+    /// Tokenizes and runs the encoder batch by batch, in input order (batches are packed, so
+    /// sorting by length as the reference does would save nothing). `f` gets the index of the
+    /// batch's first input, the batch's tokens, its packed hidden states `[tokens, d]` and the
+    /// batch.
     fn run_batches(
         &self,
         inputs: &[Input],
         opts: &EncodeOptions,
-        mut f: impl FnMut(&[usize], &[Tokens], &Tensor, &Batch) -> candle_core::Result<()>,
+        mut f: impl FnMut(usize, &[Tokens], &Tensor, &Batch) -> candle_core::Result<()>,
     ) -> Result<()> {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch_size must be at least 1".into()));
         }
         let tokens = self.tokenize(inputs, opts.max_seq_length)?;
-        let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
-        let mut done = 0;
-        for rows in order.chunks(opts.batch_size) {
-            let batch = Batch::new(rows.iter().map(|&r| &tokens[r]), &self.device)?;
-            let hidden = self.encoder.forward(&batch.ids, &batch.mask, None)?;
-            f(rows, &tokens, &hidden, &batch)?;
-            done += rows.len();
+        for (i, chunk) in tokens.chunks(opts.batch_size).enumerate() {
+            let batch = Batch::new(chunk, &self.device)?;
+            let hidden = self.encoder.forward(&batch.ids, &batch.lengths, None)?;
+            let first = i * opts.batch_size;
+            f(first, chunk, &hidden, &batch)?;
             if let Some(progress) = opts.progress {
-                progress(done, inputs.len());
+                progress(first + chunk.len(), inputs.len());
             }
         }
         Ok(())
     }
 }
 
-/// Tokenized inputs padded on the right into one batch.
+/// Tokenized inputs packed one after another into one batch (no padding; see
+/// [`T5Encoder::forward`]).
 pub struct Batch {
-    /// `[batch, seq]` u32 token ids, 0 on padding.
+    /// `[tokens]` u32: every input's ids, one input after another.
     pub ids: Tensor,
-    /// `[batch, seq]` u8, 1 on real tokens.
-    pub mask: Tensor,
     pub lengths: Vec<usize>,
     pub instruction_lens: Vec<usize>,
 }
@@ -283,19 +277,12 @@ impl Batch {
         device: &Device,
     ) -> candle_core::Result<Self> {
         let tokens: Vec<&Tokens> = tokens.into_iter().collect();
-        let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
-        let seq = lengths.iter().copied().max().unwrap_or(1).max(1);
-        let mut ids = vec![0u32; tokens.len() * seq];
-        let mut mask = vec![0u8; tokens.len() * seq];
-        for (i, t) in tokens.iter().enumerate() {
-            ids[i * seq..i * seq + t.ids.len()].copy_from_slice(&t.ids);
-            mask[i * seq..i * seq + t.ids.len()].fill(1);
-        }
+        let ids: Vec<u32> = tokens.iter().flat_map(|t| t.ids.iter().copied()).collect();
+        let n = ids.len();
         Ok(Self {
-            ids: Tensor::from_vec(ids, (tokens.len(), seq), device)?,
-            mask: Tensor::from_vec(mask, (tokens.len(), seq), device)?,
+            ids: Tensor::from_vec(ids, n, device)?,
+            lengths: tokens.iter().map(|t| t.ids.len()).collect(),
             instruction_lens: tokens.iter().map(|t| t.instruction_len).collect(),
-            lengths,
         })
     }
 }

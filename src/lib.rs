@@ -20,6 +20,7 @@
 pub mod config;
 mod embed;
 mod error;
+pub mod eval;
 pub mod head;
 pub mod model;
 pub mod pooling;

@@ -20,11 +20,14 @@ struct Cli {
 enum Command {
     /// Embed `{"instruction", "text"}` JSON lines into a .npy or .jsonl file.
     Embed(cli::embed::EmbedArgs),
+    /// Evaluate on MTEB tasks from local data (mteb 2.x metrics; `--protocol paper` for the paper's).
+    Eval(cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Embed(args) => cli::embed::run(args),
+        Command::Eval(args) => cli::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -159,3 +159,51 @@ fn progress_reports_every_batch_and_ends_at_total() {
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(seen.last().unwrap(), &(inputs.len(), inputs.len()));
 }
+
+/// Reduced-precision matrix products (norms, softmax and the residual stream stay f32): the
+/// error against the f32 reference stays within a stated bound.
+#[test]
+fn reduced_precision_stays_within_bound() {
+    let inputs = cases();
+    for (dtype, bound) in [
+        (instructor::Dtype::F16, F16_BOUND),
+        (instructor::Dtype::Bf16, BF16_BOUND),
+    ] {
+        for name in MODELS {
+            let model = Instructor::load(
+                model_dir(name),
+                &LoadOptions {
+                    dtype,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let out = model
+                .encode(
+                    &inputs,
+                    &EncodeOptions {
+                        normalize: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            let exp = expected(name);
+            let worst = exp
+                .cases
+                .iter()
+                .enumerate()
+                .map(|(i, e)| max_abs_diff(out.row(i), e.embedding_normalized.as_ref().unwrap()))
+                .fold(0.0, f32::max);
+            eprintln!("{dtype:?} {name}: max abs diff {worst:e} (normalized embeddings)");
+            assert!(worst <= bound, "{dtype:?} {name}: {worst} > {bound}");
+            assert!(
+                worst > 0.0,
+                "{dtype:?} {name}: identical to f32, so the dtype was not applied"
+            );
+        }
+    }
+}
+
+/// Bounds on normalized embeddings (unit vectors), stated in the README.
+const F16_BOUND: f32 = 2e-3;
+const BF16_BOUND: f32 = 1.5e-2;

@@ -1,6 +1,7 @@
 //! Subcommands of the `instructor` binary and what they share.
 
 pub mod embed;
+pub mod eval;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

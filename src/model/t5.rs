@@ -1,9 +1,11 @@
-//! A T5 encoder that takes an attention mask.
+//! A T5 encoder over packed (unpadded) batches.
 //!
-//! Why not `candle_transformers::models::t5::T5EncoderModel`: its `forward` takes no mask, so in
-//! a right-padded batch the real tokens attend to the padding and their states change (by up to
-//! 3.0 in a test). INSTRUCTOR needs batch-size-independent results. The layer structure and the
-//! weight names follow Hugging Face's `modeling_t5.py`; the config is candle-transformers' own.
+//! Why not `candle_transformers::models::t5::T5EncoderModel`: its `forward` takes no attention
+//! mask, so in a right-padded batch the real tokens attend to the padding and their states change
+//! (by up to 3.0 in a test); INSTRUCTOR needs batch-size-independent results. Rather than adding a
+//! mask, this encoder packs the batch (see [`T5Encoder::forward`]), which also skips the padding's
+//! arithmetic. The layer structure and the weight names follow Hugging Face's `modeling_t5.py`;
+//! the config is candle-transformers' own.
 //!
 //! T5 specifics worth knowing: no 1/sqrt(d) scaling of attention scores, the relative position
 //! bias is computed once (layer 0 owns it) and shared by every layer, and its RMSNorm has no
@@ -151,50 +153,61 @@ impl T5Encoder {
         })
     }
 
-    /// Hidden states `[batch, seq, d_model]` (f32) for right-padded `input_ids` `[batch, seq]`
-    /// (u32) and `attention_mask` `[batch, seq]` (1 for real tokens, 0 for padding).
+    /// Hidden states `[tokens, d_model]` (f32) of a packed batch: `input_ids` `[tokens]` (u32)
+    /// holds the sequences one after another, `lengths` their lengths.
     ///
-    /// `dropout` is the training-time dropout probability (None for inference), applied where
-    /// Hugging Face's T5 applies it.
+    /// Packing instead of padding: the projections and the feed-forward (nearly all the work)
+    /// run on real tokens only, and attention runs per sequence, so no mask is needed and a row's
+    /// result cannot depend on what it is batched with. `dropout` is the training-time
+    /// probability (None for inference), applied where Hugging Face's T5 applies it.
     pub fn forward(
         &self,
         input_ids: &Tensor,
-        attention_mask: &Tensor,
+        lengths: &[usize],
         dropout: Option<f32>,
     ) -> Result<Tensor> {
-        let (b, l) = input_ids.dims2()?;
-        let (heads, d_kv, d) = (self.cfg.num_heads, self.cfg.d_kv, self.cfg.d_model);
+        let n = input_ids.dims1()?;
+        if lengths.iter().sum::<usize>() != n {
+            candle_core::bail!("sequence lengths {lengths:?} do not add up to {n} tokens");
+        }
+        let (heads, d_kv) = (self.cfg.num_heads, self.cfg.d_kv);
         let drop = |x: Tensor| match dropout {
             Some(p) if p > 0.0 => candle_nn::ops::dropout(&x, p),
             _ => Ok(x),
         };
-        // Additive bias [b, heads, l, l]: relative positions plus a large negative number on
-        // padded keys (Hugging Face adds finfo(f32).min the same way).
-        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)?.neg()?
-            * f64::from(f32::MIN))?
-        .reshape((b, 1, 1, l))?;
-        let bias = self
-            .position_bias(l, input_ids.device())?
-            .broadcast_add(&mask_bias)?
-            .contiguous()?;
+        let max_len = lengths.iter().copied().max().unwrap_or(0);
+        let bias = self.position_bias(max_len, input_ids.device())?;
+        let biases: Vec<Tensor> = lengths
+            .iter()
+            .map(|&l| bias.narrow(1, 0, l)?.narrow(2, 0, l)?.contiguous())
+            .collect::<Result<_>>()?;
 
-        let mut x = drop(self.embed.forward(input_ids)?.reshape((b * l, d))?)?;
+        let mut x = drop(self.embed.forward(input_ids)?)?;
         for blk in &self.blocks {
             let h = blk.attn_norm.forward(&x)?;
-            let split = |t: Tensor| {
-                t.reshape((b, l, heads, d_kv))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let q = split(blk.q.forward(&h)?)?;
-            let k = split(blk.k.forward(&h)?)?;
-            let v = split(blk.v.forward(&h)?)?;
-            let scores = q.matmul(&k.t()?)?.add(&bias)?;
-            let probs = drop(candle_nn::ops::softmax_last_dim(&scores)?)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b * l, heads * d_kv))?;
+            let (q, k, v) = (blk.q.forward(&h)?, blk.k.forward(&h)?, blk.v.forward(&h)?);
+            let mut contexts = Vec::with_capacity(lengths.len());
+            let mut start = 0;
+            for (&l, bias) in lengths.iter().zip(&biases) {
+                // [l, heads·d_kv] → [heads, l, d_kv]
+                let split = |t: &Tensor| {
+                    t.narrow(0, start, l)?
+                        .reshape((l, heads, d_kv))?
+                        .transpose(0, 1)?
+                        .contiguous()
+                };
+                let (qs, ks, vs) = (split(&q)?, split(&k)?, split(&v)?);
+                let scores = qs.matmul(&ks.t()?)?.add(bias)?;
+                let probs = drop(candle_nn::ops::softmax_last_dim(&scores)?)?;
+                contexts.push(
+                    probs
+                        .matmul(&vs)?
+                        .transpose(0, 1)?
+                        .reshape((l, heads * d_kv))?,
+                );
+                start += l;
+            }
+            let ctx = Tensor::cat(&contexts, 0)?;
             x = (x + drop(blk.o.forward(&ctx)?)?)?;
 
             let h = blk.ff_norm.forward(&x)?;
@@ -209,10 +222,10 @@ impl T5Encoder {
             };
             x = (x + drop(h)?)?;
         }
-        drop(self.final_norm.forward(&x)?)?.reshape((b, l, d))
+        drop(self.final_norm.forward(&x)?)
     }
 
-    /// `[1, heads, l, l]` bias from the bidirectional relative-position buckets.
+    /// `[heads, l, l]` bias from the bidirectional relative-position buckets.
     fn position_bias(&self, l: usize, device: &Device) -> Result<Tensor> {
         let buckets: Vec<u32> = (0..l)
             .flat_map(|q| (0..l).map(move |k| (q, k)))
@@ -228,8 +241,7 @@ impl T5Encoder {
         self.relative_bias
             .forward(&buckets)?
             .reshape((l, l, self.cfg.num_heads))?
-            .permute((2, 0, 1))?
-            .unsqueeze(0)
+            .permute((2, 0, 1))
     }
 }
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh Debian machine with Rust: the README's test command.
+# Installs only what is missing, so a second run goes straight to the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== native tests (cargo test)"
+cargo test --locked 2>&1

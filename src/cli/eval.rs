@@ -1,0 +1,253 @@
+//! `instructor eval`: MTEB tasks from local data, embeddings cached on disk, one mteb-2.x result
+//! JSON per task and a markdown summary.
+
+use super::{write_atomic, ModelArgs};
+use anyhow::{anyhow, bail, Context, Result};
+use instructor::eval::{data, Embedder, EvalError, Protocol, TaskTable, TaskType};
+use instructor::{Embeddings, EncodeOptions, Input, Instructor};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Task names or types (sts, retrieval, ...), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tasks: Vec<String>,
+    /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, BEIR for retrieval).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Type of tasks not in the task table (a dataset of your own, named by --tasks).
+    #[arg(long)]
+    pub task_type: Option<String>,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value = "results")]
+    pub output: PathBuf,
+    /// Embedding cache folder; `<output>/cache` by default.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones.
+    #[arg(long)]
+    pub instructions: Option<PathBuf>,
+    /// `mteb` (2.x definitions) or `paper` (the INSTRUCTOR paper's mteb 1.0 fork).
+    #[arg(long, default_value = "mteb")]
+    pub protocol: String,
+}
+
+/// mteb version whose definitions and result layout these files follow.
+const MTEB_VERSION: &str = "2.26.24";
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let protocol = match args.protocol.as_str() {
+        "mteb" => Protocol::Mteb,
+        "paper" => Protocol::Paper,
+        p => bail!("--protocol: `{p}` (expected mteb or paper)"),
+    };
+    let mut table = TaskTable::builtin();
+    if let Some(path) = &args.instructions {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        table.merge(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a task table", path.display()))?,
+        );
+    }
+    let kind = match &args.task_type {
+        Some(t) => {
+            Some(TaskType::parse(t).ok_or_else(|| anyhow!("--task-type: unknown type `{t}`"))?)
+        }
+        None => None,
+    };
+    let mut names = vec![];
+    for sel in &args.tasks {
+        let found = table.select(sel);
+        names.extend(if found.is_empty() {
+            vec![sel.clone()]
+        } else {
+            found
+        });
+    }
+    let specs = names
+        .iter()
+        .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
+
+    let model = args.model.load()?;
+    let cache_dir = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| args.output.join("cache"));
+    let mut embedder = CachedEmbedder {
+        model: &model,
+        model_key: model_key(&args.model)?,
+        dir: cache_dir,
+        batch_size: args.batch_size,
+        args: &args.model,
+        task: String::new(),
+    };
+    std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
+    let mut summary: Vec<(String, TaskType, f64)> = vec![];
+    for spec in &specs {
+        let start = Instant::now();
+        let dir = args.data.join(&spec.name);
+        let loaded = data::load(&dir, spec.kind, &args.split)?;
+        embedder.task = spec.name.clone();
+        let result = instructor::eval::run_task(spec, &loaded, &mut embedder, protocol)
+            .map_err(|e| anyhow!("{}: {e}", spec.name))?;
+        let mut scores = result.scores;
+        scores.insert("hf_subset".into(), "default".into());
+        scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
+        let file = serde_json::json!({
+            "dataset_revision": "local",
+            "task_name": spec.name,
+            "mteb_version": MTEB_VERSION,
+            "scores": { &args.split: [scores] },
+            "evaluation_time": start.elapsed().as_secs_f64(),
+            "kg_co2_emissions": null,
+            "protocol": args.protocol,
+        });
+        write_atomic(&args.output.join(format!("{}.json", spec.name)), |w| {
+            serde_json::to_writer_pretty(&mut *w, &file)?;
+            Ok(w.write_all(b"\n")?)
+        })?;
+        summary.push((spec.name.clone(), spec.kind, result.main_score));
+    }
+    write_atomic(&args.output.join("summary.md"), |w| {
+        Ok(w.write_all(summary_markdown(&summary).as_bytes())?)
+    })
+}
+
+/// Per-task main scores and per-type averages, as mteb's leaderboard groups them.
+fn summary_markdown(rows: &[(String, TaskType, f64)]) -> String {
+    let mut s = String::from("| Task | Type | Main score |\n|---|---|---|\n");
+    let mut by_type: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (name, kind, score) in rows {
+        s += &format!("| {name} | {} | {:.2} |\n", kind.mteb_name(), score * 100.0);
+        by_type.entry(kind.mteb_name()).or_default().push(*score);
+    }
+    s += "\n| Type | Tasks | Average |\n|---|---|---|\n";
+    for (kind, v) in &by_type {
+        s += &format!(
+            "| {kind} | {} | {:.2} |\n",
+            v.len(),
+            v.iter().sum::<f64>() / v.len() as f64 * 100.0
+        );
+    }
+    let all: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    if !all.is_empty() {
+        s += &format!(
+            "| All | {} | {:.2} |\n",
+            all.len(),
+            all.iter().sum::<f64>() / all.len() as f64 * 100.0
+        );
+    }
+    s
+}
+
+/// Identifies the model's outputs: its folder's config and weight files (path, size, mtime) and
+/// the dtype, so a changed checkpoint never reuses old embeddings.
+fn model_key(args: &ModelArgs) -> Result<String> {
+    let root = Path::new(&args.model);
+    let mut h = Sha256::new();
+    h.update(format!("{:?}\0", args.dtype));
+    let mut entries: Vec<PathBuf> = walk(root)?;
+    entries.sort();
+    for p in entries {
+        let meta = std::fs::metadata(&p)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos());
+        h.update(format!(
+            "{}\0{}\0{:?}\0",
+            p.strip_prefix(root).unwrap_or(&p).display(),
+            meta.len(),
+            mtime
+        ));
+    }
+    Ok(hex(&h.finalize()[..8]))
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Embeds through the model, caching each list of inputs on disk under a key of the model and
+/// every (instruction, text) pair, so a rerun never embeds again. Files are raw little-endian
+/// f32 `rows × dim`, written atomically.
+struct CachedEmbedder<'a> {
+    model: &'a Instructor,
+    model_key: String,
+    dir: PathBuf,
+    batch_size: usize,
+    args: &'a ModelArgs,
+    task: String,
+}
+
+impl Embedder for CachedEmbedder<'_> {
+    fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError> {
+        let mut h = Sha256::new();
+        for i in inputs {
+            h.update((i.instruction.len() as u64).to_le_bytes());
+            h.update(i.instruction.as_bytes());
+            h.update((i.text.len() as u64).to_le_bytes());
+            h.update(i.text.as_bytes());
+        }
+        let path = self
+            .dir
+            .join(&self.model_key)
+            .join(format!("{}.f32", hex(&h.finalize())));
+        let dim = self.model.dim();
+        if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.len() == inputs.len() * dim * 4 {
+                let data = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect();
+                return Ok(Embeddings {
+                    data,
+                    rows: inputs.len(),
+                    dim,
+                });
+            }
+        }
+        let bar = self
+            .args
+            .progress(inputs.len(), &format!("{} {stage}", self.task));
+        let progress = |done: usize, _: usize| bar.set_position(done as u64);
+        let opts = EncodeOptions {
+            batch_size: self.batch_size,
+            progress: Some(&progress),
+            ..Default::default()
+        };
+        let out = self.model.encode(inputs, &opts)?;
+        bar.finish_and_clear();
+        std::fs::create_dir_all(path.parent().expect("has parent"))?;
+        write_atomic(&path, |w| {
+            for v in &out.data {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}

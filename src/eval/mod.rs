@@ -1,0 +1,81 @@
+//! Native evaluation on MTEB task types with the metrics of mteb 2.x (and, where the INSTRUCTOR
+//! paper's mteb 1.0 fork differs, its variant: [`Protocol::Paper`]).
+//!
+//! A leaf over the core: it embeds through an [`Embedder`] (the CLI wraps
+//! [`crate::Instructor`] with a disk cache) and nothing else. [`metrics`] holds the pure metric
+//! functions, [`data`] the dataset readers, [`tasks`] the table of known tasks and what each
+//! task type computes.
+
+pub mod data;
+pub mod metrics;
+pub mod tasks;
+
+pub use tasks::{run_task, TaskResult, TaskSpec, TaskTable};
+
+use crate::{Embeddings, Input};
+
+/// mteb's task types (the `type` in the task table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskType {
+    Sts,
+    PairClassification,
+    Classification,
+    Clustering,
+    Reranking,
+    Summarization,
+    Retrieval,
+}
+
+impl TaskType {
+    pub const ALL: [TaskType; 7] = [
+        Self::Sts,
+        Self::PairClassification,
+        Self::Classification,
+        Self::Clustering,
+        Self::Reranking,
+        Self::Summarization,
+        Self::Retrieval,
+    ];
+
+    /// mteb's spelling (`TaskMetadata.type`), used for categories in the summary.
+    pub fn mteb_name(self) -> &'static str {
+        match self {
+            Self::Sts => "STS",
+            Self::PairClassification => "PairClassification",
+            Self::Classification => "Classification",
+            Self::Clustering => "Clustering",
+            Self::Reranking => "Reranking",
+            Self::Summarization => "Summarization",
+            Self::Retrieval => "Retrieval",
+        }
+    }
+
+    /// Parses `sts`, `pair_classification`, ... or mteb's spelling, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        let norm = |x: &str| x.to_ascii_lowercase().replace(['_', '-'], "");
+        Self::ALL
+            .into_iter()
+            .find(|t| norm(t.mteb_name()) == norm(s))
+    }
+}
+
+/// Which metric definitions to follow where mteb 2.x and the paper's mteb 1.0 fork differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// mteb 2.x: pair classification `max_ap`, thresholds never split ties; reranking trec
+    /// `map_at_1000`; k-means `n_init` 1.
+    #[default]
+    Mteb,
+    /// The INSTRUCTOR paper's fork: pair classification `cos_sim` AP (ties split by input order),
+    /// reranking sklearn AP per query averaged (`map`), k-means `n_init` 3.
+    Paper,
+}
+
+/// Embeds inputs for a task; `stage` names what is embedded (for progress and caching).
+pub trait Embedder {
+    fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError>;
+}
+
+/// Any error of an evaluation: data, embedding, or the caller's own (cache I/O, ...).
+pub type EvalError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,209 @@
+//! `instructor eval` end to end on the tiny fixture model and tiny committed datasets: result
+//! files in mteb 2.x's layout whose numbers equal the metrics recomputed from the embeddings,
+//! and a rerun served from the embedding cache.
+
+use instructor::eval::metrics::{correlation, ranking, similarity::cosine};
+use instructor::eval::TaskTable;
+use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/models/tiny-relu-bin"
+);
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/data");
+
+fn eval(out: &Path, task: &str, kind: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_instructor"))
+        .args([
+            "eval",
+            "--model",
+            MODEL,
+            "--data",
+            DATA,
+            "--quiet",
+            "--tasks",
+            task,
+            "--task-type",
+            kind,
+        ])
+        .arg("--output")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn split_scores(out: &Path, task: &str) -> serde_json::Map<String, Value> {
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("{task}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(file["task_name"], task);
+    assert!(file["mteb_version"].is_string() && file["dataset_revision"].is_string());
+    assert!(file["evaluation_time"].as_f64().unwrap() >= 0.0);
+    let s = file["scores"]["test"][0].as_object().unwrap().clone();
+    assert_eq!(s["hf_subset"], "default");
+    assert!(s["languages"].is_array());
+    s
+}
+
+fn embed(model: &Instructor, instruction: &str, texts: &[String]) -> Vec<Vec<f32>> {
+    let inputs: Vec<Input> = texts
+        .iter()
+        .map(|t| Input::new(instruction, t.clone()))
+        .collect();
+    let e = model.encode(&inputs, &EncodeOptions::default()).unwrap();
+    (0..e.rows).map(|i| e.row(i).to_vec()).collect()
+}
+
+/// serde_json's default float parsing may miss the last ulp of what it wrote.
+fn same(got: &Value, want: f64) {
+    let g = got.as_f64().unwrap();
+    assert!(
+        (g - want).abs() <= 1e-12 * want.abs().max(1.0),
+        "got {g}, want {want}"
+    );
+}
+
+fn jsonl(path: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn sts_and_retrieval_results_equal_recomputed_metrics() {
+    let out = tempfile::tempdir().unwrap();
+    eval(out.path(), "TinySTS", "sts");
+    eval(out.path(), "TinyRetrieval", "retrieval");
+    let model = Instructor::load(MODEL, &LoadOptions::default()).unwrap();
+    let table = TaskTable::builtin();
+
+    // STS: Spearman of cosine similarities against the gold scores.
+    let spec = table
+        .spec("TinySTS", instructor::eval::TaskType::parse("sts"))
+        .unwrap();
+    let rows = jsonl(&format!("{DATA}/TinySTS/test.jsonl"));
+    let col = |k: &str| {
+        rows.iter()
+            .map(|r| r[k].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (
+        embed(&model, &spec.query_instruction, &col("sentence1")),
+        embed(&model, &spec.query_instruction, &col("sentence2")),
+    );
+    let sims: Vec<f64> = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).collect();
+    let gold: Vec<f64> = rows.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    let s = split_scores(out.path(), "TinySTS");
+    same(&s["main_score"], correlation::spearman(&gold, &sims));
+    same(&s["cosine_spearman"], s["main_score"].as_f64().unwrap());
+
+    // Retrieval: full sort per query (no heap), queries without judgements skipped.
+    let spec = table
+        .spec(
+            "TinyRetrieval",
+            instructor::eval::TaskType::parse("retrieval"),
+        )
+        .unwrap();
+    let corpus = jsonl(&format!("{DATA}/TinyRetrieval/corpus.jsonl"));
+    let doc_ids: Vec<String> = corpus
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap().into())
+        .collect();
+    let doc_texts: Vec<String> = corpus
+        .iter()
+        .map(|d| {
+            let (t, x) = (d["title"].as_str().unwrap(), d["text"].as_str().unwrap());
+            if t.is_empty() {
+                x.to_string()
+            } else {
+                format!("{t} {x}")
+            }
+        })
+        .collect();
+    let mut qrels: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    for line in std::fs::read_to_string(format!("{DATA}/TinyRetrieval/qrels/test.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        qrels
+            .entry(f[0].into())
+            .or_default()
+            .insert(f[1].into(), f[2].parse().unwrap());
+    }
+    let queries: Vec<(String, String)> = jsonl(&format!("{DATA}/TinyRetrieval/queries.jsonl"))
+        .iter()
+        .map(|q| {
+            (
+                q["_id"].as_str().unwrap().to_string(),
+                q["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .filter(|(id, _)| qrels.contains_key(id))
+        .collect();
+    let docs = embed(&model, &spec.corpus_instruction, &doc_texts);
+    let qs = embed(
+        &model,
+        &spec.query_instruction,
+        &queries.iter().map(|q| q.1.clone()).collect::<Vec<_>>(),
+    );
+    let per_query: Vec<_> = queries
+        .iter()
+        .zip(&qs)
+        .map(|((id, _), q)| {
+            let hits: Vec<ranking::Hit> = doc_ids
+                .iter()
+                .zip(&docs)
+                .map(|(d, e)| ranking::Hit {
+                    doc_id: d.clone(),
+                    score: cosine(q, e),
+                })
+                .collect();
+            ranking::evaluate_query(&hits, &qrels[id], &ranking::K_VALUES)
+        })
+        .collect();
+    let want = ranking::mean_metrics(&per_query).unwrap();
+    let s = split_scores(out.path(), "TinyRetrieval");
+    let r5 = |v: f64| (v * 1e5).round() / 1e5;
+    same(&s["main_score"], r5(want.ndcg[3]));
+    same(&s["ndcg_at_10"], s["main_score"].as_f64().unwrap());
+    same(&s["map_at_1000"], r5(want.map[6]));
+    same(&s["mrr_at_10"], want.mrr[3]);
+    same(&s["recall_at_3"], r5(want.recall[1]));
+
+    // A rerun embeds nothing new: the cache holds the same files.
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = walk(p);
+        v.sort();
+        v
+    };
+    let before = listing(&out.path().join("cache"));
+    eval(out.path(), "TinyRetrieval", "retrieval");
+    assert_eq!(listing(&out.path().join("cache")), before);
+    assert_eq!(split_scores(out.path(), "TinyRetrieval"), s);
+    assert!(std::fs::read_to_string(out.path().join("summary.md"))
+        .unwrap()
+        .contains("| Retrieval | 1 |"));
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(p)
+        .unwrap()
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
