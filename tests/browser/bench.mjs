@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ROOT, startStatic, startHub, launchBrowser, openPage } from './harness.mjs';
-import { writeRandomModel } from './random-model.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,11 +28,7 @@ function cargo(args, env = {}) {
 
 if (!fs.existsSync(path.join(modelDir, 'modules.json'))) {
   console.error(`bench: writing a random-weight ${shape}-shape model to ${modelDir}`);
-  if (fs.existsSync(path.join(ROOT, 'examples/random_model.rs'))) {
-    cargo(['run', '--quiet', '--release', '--example', 'random_model', '--', shape, modelDir]);
-  } else {
-    writeRandomModel(shape, modelDir);
-  }
+  cargo(['run', '--quiet', '--release', '--example', 'random_model', '--', shape, modelDir]);
 }
 
 const pairsFile = arg('pairs-file', path.join(ROOT, 'benches/pairs.jsonl'));
