@@ -1,9 +1,13 @@
-//! `instructor eval`: MTEB tasks from local data, embeddings cached on disk, one mteb-2.x result
-//! JSON per task and a markdown summary.
+//! `instructor eval`: MTEB tasks from local data or the hub, embeddings cached on disk, one
+//! mteb-2.x result JSON per task and a markdown summary.
+//!
+//! `eval` and `hub` never use each other; this is where they meet: a task whose folder is not
+//! under `--data` is fetched by the hub client (the files `eval::data::files` names, at the
+//! revision the task table pins) and its snapshot folder handed to `eval::data::load`.
 
 use super::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use instructor::eval::{data, Embedder, EvalError, Protocol, TaskTable, TaskType};
+use instructor::eval::{data, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -18,6 +22,8 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub tasks: Vec<String>,
     /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, BEIR for retrieval).
+    /// A task not there is fetched from its hub dataset (the task table's `dataset`) into the
+    /// Hugging Face cache (HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE apply).
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
     /// Type of tasks not in the task table (a dataset of your own, named by --tasks).
@@ -94,7 +100,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut summary: Vec<(String, TaskType, f64)> = vec![];
     for spec in &specs {
         let start = Instant::now();
-        let dir = args.data.join(&spec.name);
+        let (dir, revision) = task_folder(spec, &args)?;
         let loaded = data::load(&dir, spec.kind, &args.split)?;
         embedder.task = spec.name.clone();
         let result = instructor::eval::run_task(spec, &loaded, &mut embedder, protocol)
@@ -103,7 +109,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         scores.insert("hf_subset".into(), "default".into());
         scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
         let file = serde_json::json!({
-            "dataset_revision": "local",
+            "dataset_revision": revision,
             "task_name": spec.name,
             "mteb_version": MTEB_VERSION,
             "scores": { &args.split: [scores] },
@@ -120,6 +126,31 @@ pub fn run(args: EvalArgs) -> Result<()> {
     write_atomic(&args.output.join("summary.md"), |w| {
         Ok(w.write_all(summary_markdown(&summary).as_bytes())?)
     })
+}
+
+/// The task's folder under `--data`, with revision `local`; else its hub dataset's snapshot,
+/// with the commit it holds.
+fn task_folder(spec: &TaskSpec, args: &EvalArgs) -> Result<(PathBuf, String)> {
+    let local = args.data.join(&spec.name);
+    if local.is_dir() {
+        return Ok((local, "local".into()));
+    }
+    let Some(ds) = &spec.dataset else {
+        bail!(
+            "{}: no such folder, and the task table names no hub dataset for {} (give --data, or \
+             a `dataset` entry in --instructions)",
+            local.display(),
+            spec.name
+        );
+    };
+    let files = data::files(spec.kind, &args.split);
+    let dir = super::hub::dataset(&ds.repo, &ds.revision, &files, args.model.quiet)
+        .with_context(|| format!("{}: dataset {}", spec.name, ds.repo))?;
+    let commit = dir
+        .file_name()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ds.revision.clone());
+    Ok((dir, commit))
 }
 
 /// Per-task main scores and per-type averages, as mteb's leaderboard groups them.

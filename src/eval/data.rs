@@ -76,6 +76,28 @@ pub struct SummaryText {
     pub relevance: Vec<f64>,
 }
 
+/// The files [`load`] reads for `kind` and `split`, relative to the task's folder, as groups of
+/// alternative names of which one must be there (`test.jsonl` or `test.jsonl.gz`): what a
+/// caller fetches when the folder is not on disk.
+pub fn files(kind: TaskType, split: &str) -> Vec<Vec<String>> {
+    match kind {
+        TaskType::Retrieval => vec![
+            jsonl_names("corpus").to_vec(),
+            jsonl_names("queries").to_vec(),
+            vec![format!("qrels/{split}.tsv")],
+        ],
+        TaskType::Classification if split != "train" => {
+            vec![jsonl_names("train").to_vec(), jsonl_names(split).to_vec()]
+        }
+        _ => vec![jsonl_names(split).to_vec()],
+    }
+}
+
+/// `name.jsonl`, then `name.jsonl.gz`: the names a table is read from, in order of preference.
+fn jsonl_names(name: &str) -> [String; 2] {
+    [format!("{name}.jsonl"), format!("{name}.jsonl.gz")]
+}
+
 /// Reads `split` of the task in `dir` (the task's own folder).
 pub fn load(dir: &Path, kind: TaskType, split: &str) -> Result<TaskData> {
     Ok(match kind {
@@ -312,19 +334,18 @@ fn label_of(v: &Value) -> Option<Label> {
 
 /// The JSON lines of `dir/name.jsonl` or `dir/name.jsonl.gz`.
 fn rows(dir: &Path, name: &str) -> Result<Vec<Row>> {
-    let plain = dir.join(format!("{name}.jsonl"));
-    let gz = dir.join(format!("{name}.jsonl.gz"));
-    let (path, reader): (PathBuf, Box<dyn Read>) = if plain.exists() {
-        let f = std::fs::File::open(&plain).map_err(|source| DataError::Io {
-            path: plain.clone(),
+    let [plain, gz] = jsonl_names(name).map(|n| dir.join(n));
+    let open = |path: &PathBuf| {
+        std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.clone(),
             source,
-        })?;
+        })
+    };
+    let (path, reader): (PathBuf, Box<dyn Read>) = if plain.exists() {
+        let f = open(&plain)?;
         (plain, Box::new(f))
     } else if gz.exists() {
-        let f = std::fs::File::open(&gz).map_err(|source| DataError::Io {
-            path: gz.clone(),
-            source,
-        })?;
+        let f = open(&gz)?;
         (gz, Box::new(flate2::read::MultiGzDecoder::new(f)))
     } else {
         return Err(DataError::Missing {

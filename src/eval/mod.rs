@@ -10,7 +10,7 @@ pub mod data;
 pub mod metrics;
 pub mod tasks;
 
-pub use tasks::{run_task, TaskResult, TaskSpec, TaskTable};
+pub use tasks::{run_task, DatasetRef, TaskResult, TaskSpec, TaskTable};
 
 use crate::{Embeddings, Input};
 

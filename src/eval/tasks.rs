@@ -23,6 +23,15 @@ pub struct TaskEntry {
     pub ignore_identical_ids: bool,
     #[serde(default)]
     pub summeval_v1: bool,
+    pub dataset: Option<DatasetRef>,
+}
+
+/// Where a task's data lives on the hub: a dataset repo and the revision mteb pins.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DatasetRef {
+    pub repo: String,
+    /// A commit sha (what mteb pins), or a branch or tag.
+    pub revision: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +106,7 @@ impl TaskTable {
             corpus_instruction: corpus,
             ignore_identical_ids: entry.ignore_identical_ids,
             summeval_v1: entry.summeval_v1,
+            dataset: entry.dataset,
         })
     }
 }
@@ -107,6 +117,7 @@ fn merge_entry(into: &mut TaskEntry, from: TaskEntry) {
     into.corpus = from.corpus.or(into.corpus.take());
     into.ignore_identical_ids |= from.ignore_identical_ids;
     into.summeval_v1 |= from.summeval_v1;
+    into.dataset = from.dataset.or(into.dataset.take());
 }
 
 /// Everything needed to run one task.
@@ -122,6 +133,8 @@ pub struct TaskSpec {
     pub ignore_identical_ids: bool,
     /// mteb 2.x's task `SummEval` still uses the v1 (buggy) averaging.
     pub summeval_v1: bool,
+    /// The hub dataset to fetch when the data is not on disk.
+    pub dataset: Option<DatasetRef>,
 }
 
 /// One split's scores in mteb 2.x's keys, `main_score` included.
