@@ -126,11 +126,14 @@ pub(crate) fn folder_name(kind: RepoKind, repo: &str) -> String {
 /// or .bin). A model's `rest` reads its modules.json; a dataset's is a fixed list.
 pub(crate) struct Wanted<'a> {
     pub first: Vec<String>,
-    pub rest: &'a dyn Fn(&Path) -> Result<Vec<Vec<String>>, HubError>,
+    pub rest: &'a dyn Fn(&Path) -> Result<Groups, HubError>,
 }
 
+/// Files as groups of alternative names, one of each group wanted.
+pub(crate) type Groups = Vec<Vec<String>>;
+
 /// What `Instructor::load` reads: modules.json, then each module's files and one of its weights.
-pub(crate) fn model_rest(dir: &Path) -> Result<Vec<Vec<String>>, HubError> {
+pub(crate) fn model_rest(dir: &Path) -> Result<Groups, HubError> {
     let modules_file = dir.join("modules.json");
     let text = fs::read_to_string(&modules_file).map_err(|e| HubError::io(&modules_file, e))?;
     let mut groups = vec![];
