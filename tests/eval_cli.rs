@@ -21,7 +21,8 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/dat
 
 /// Runs `instructor eval` on the fixture model with `args`, writing into `out`; `env` is set
 /// for the child only (the tests run in parallel threads).
-fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) {
+/// Returns what it wrote to stderr.
+fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instructor"));
     cmd.args(["eval", "--model", MODEL, "--quiet"])
         .args(args)
@@ -38,6 +39,7 @@ fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) {
         "instructor eval {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8(output.stderr).unwrap()
 }
 
 fn eval(out: &Path, task: &str, kind: &str) {
@@ -46,6 +48,16 @@ fn eval(out: &Path, task: &str, kind: &str) {
         &["--data", DATA, "--tasks", task, "--task-type", kind],
         &[],
     );
+}
+
+/// The `N texts embedded` count `instructor eval` reports for `task`.
+fn embedded(stderr: &str, task: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{task}: ")))
+        .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
+    let (_, rest) = line.split_once("; ").unwrap();
+    rest.split(' ').next().unwrap().parse().unwrap()
 }
 
 fn result_file(out: &Path, task: &str) -> Value {
@@ -348,4 +360,50 @@ fn a_task_with_no_folder_and_no_dataset_names_the_folder() {
             && err.contains("names no hub dataset"),
         "{err}"
     );
+}
+
+/// The embedding cache is per text: after one row is added to a dataset, the rerun embeds just
+/// the one sentence that is new.
+#[test]
+fn a_dataset_with_one_new_text_embeds_only_that_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("TinySTS")).unwrap();
+    let file = data.join("TinySTS/test.jsonl");
+    std::fs::copy(format!("{DATA}/TinySTS/test.jsonl"), &file).unwrap();
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--tasks",
+        "TinySTS",
+        "--task-type",
+        "sts",
+    ];
+    let out = tmp.path().join("out");
+    let rows = jsonl(file.to_str().unwrap());
+    let distinct: std::collections::HashSet<&str> = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                r["sentence1"].as_str().unwrap(),
+                r["sentence2"].as_str().unwrap(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        embedded(&eval_with(&out, &args, &[]), "TinySTS"),
+        distinct.len()
+    );
+    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 0);
+
+    // A new first sentence paired with a second sentence seen before.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let row = serde_json::json!({
+        "sentence1": "A sentence the cache has never seen.",
+        "sentence2": rows[0]["sentence2"],
+        "score": 1.5,
+    });
+    text += &format!("{row}\n");
+    std::fs::write(&file, text).unwrap();
+    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 1);
 }

@@ -7,6 +7,7 @@
 
 use super::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
+use instructor::eval::cache::DiskCache;
 use instructor::eval::{data, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use sha2::{Digest, Sha256};
@@ -83,15 +84,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
 
-    let model = args.model.load()?;
+    let model_dir = args.model.resolve()?;
+    let model = args.model.load_from(&model_dir)?;
     let cache_dir = args
         .cache
         .clone()
         .unwrap_or_else(|| args.output.join("cache"));
     let mut embedder = CachedEmbedder {
         model: &model,
-        model_key: model_key(&args.model)?,
-        dir: cache_dir,
+        cache: DiskCache::new(
+            cache_dir.join(model_key(&model_dir, &args.model)?),
+            model.dim(),
+        ),
         batch_size: args.batch_size,
         args: &args.model,
         task: String::new(),
@@ -103,8 +107,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let (dir, revision) = task_folder(spec, &args)?;
         let loaded = data::load(&dir, spec.kind, &args.split)?;
         embedder.task = spec.name.clone();
+        let before = embedder.cache.stats;
         let result = instructor::eval::run_task(spec, &loaded, &mut embedder, protocol)
             .map_err(|e| anyhow!("{}: {e}", spec.name))?;
+        let after = embedder.cache.stats;
+        eprintln!(
+            "{}: main score {:.4}; {} texts embedded, {} from the cache",
+            spec.name,
+            result.main_score,
+            after.embedded - before.embedded,
+            after.cached - before.cached
+        );
         let mut scores = result.scores;
         scores.insert("hf_subset".into(), "default".into());
         scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
@@ -182,8 +195,7 @@ fn summary_markdown(rows: &[(String, TaskType, f64)]) -> String {
 
 /// Identifies the model's outputs: its folder's config and weight files (path, size, mtime) and
 /// the dtype, so a changed checkpoint never reuses old embeddings.
-fn model_key(args: &ModelArgs) -> Result<String> {
-    let root = Path::new(&args.model);
+fn model_key(root: &Path, args: &ModelArgs) -> Result<String> {
     let mut h = Sha256::new();
     h.update(format!("{:?}\0", args.dtype));
     let mut entries: Vec<PathBuf> = walk(root)?;
@@ -222,13 +234,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Embeds through the model, caching each list of inputs on disk under a key of the model and
-/// every (instruction, text) pair, so a rerun never embeds again. Files are raw little-endian
-/// f32 `rows × dim`, written atomically.
+/// Embeds through the model, each (instruction, text) cached on disk under the model's key
+/// ([`DiskCache`]), so that a rerun embeds nothing and a changed dataset only its new texts.
 struct CachedEmbedder<'a> {
     model: &'a Instructor,
-    model_key: String,
-    dir: PathBuf,
+    cache: DiskCache,
     batch_size: usize,
     args: &'a ModelArgs,
     task: String,
@@ -236,49 +246,19 @@ struct CachedEmbedder<'a> {
 
 impl Embedder for CachedEmbedder<'_> {
     fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError> {
-        let mut h = Sha256::new();
-        for i in inputs {
-            h.update((i.instruction.len() as u64).to_le_bytes());
-            h.update(i.instruction.as_bytes());
-            h.update((i.text.len() as u64).to_le_bytes());
-            h.update(i.text.as_bytes());
-        }
-        let path = self
-            .dir
-            .join(&self.model_key)
-            .join(format!("{}.f32", hex(&h.finalize())));
-        let dim = self.model.dim();
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.len() == inputs.len() * dim * 4 {
-                let data = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect();
-                return Ok(Embeddings {
-                    data,
-                    rows: inputs.len(),
-                    dim,
-                });
-            }
-        }
-        let bar = self
-            .args
-            .progress(inputs.len(), &format!("{} {stage}", self.task));
-        let progress = |done: usize, _: usize| bar.set_position(done as u64);
-        let opts = EncodeOptions {
-            batch_size: self.batch_size,
-            progress: Some(&progress),
-            ..Default::default()
-        };
-        let out = self.model.encode(inputs, &opts)?;
-        bar.finish_and_clear();
-        std::fs::create_dir_all(path.parent().expect("has parent"))?;
-        write_atomic(&path, |w| {
-            for v in &out.data {
-                w.write_all(&v.to_le_bytes())?;
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        let (model, args, batch_size) = (self.model, self.args, self.batch_size);
+        let what = format!("{} {stage}", self.task);
+        self.cache.get_or_embed(inputs, &mut |todo| {
+            let bar = args.progress(todo.len(), &what);
+            let progress = |done: usize, _: usize| bar.set_position(done as u64);
+            let opts = EncodeOptions {
+                batch_size,
+                progress: Some(&progress),
+                ..Default::default()
+            };
+            let out = model.encode(todo, &opts)?;
+            bar.finish_and_clear();
+            Ok(out)
+        })
     }
 }

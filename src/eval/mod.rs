@@ -4,8 +4,9 @@
 //! A leaf over the core: it embeds through an [`Embedder`] (the CLI wraps
 //! [`crate::Instructor`] with a disk cache) and nothing else. [`metrics`] holds the pure metric
 //! functions, [`data`] the dataset readers, [`tasks`] the table of known tasks and what each
-//! task type computes.
+//! task type computes, [`cache`] the per-text embedding cache.
 
+pub mod cache;
 pub mod data;
 pub mod metrics;
 pub mod tasks;
