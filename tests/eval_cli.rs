@@ -407,3 +407,49 @@ fn a_dataset_with_one_new_text_embeds_only_that_text() {
     std::fs::write(&file, text).unwrap();
     assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 1);
 }
+
+/// Billboard on the repository's file layout: the result's Pearson is the metric recomputed
+/// from the embeddings, hypotheses grouped two per source in file order.
+#[test]
+fn billboard_reads_the_repository_layout() {
+    let out = tempfile::tempdir().unwrap();
+    eval(out.path(), "TinyBillboard", "billboard");
+    let model = Instructor::load(MODEL, &LoadOptions::default()).unwrap();
+    let spec = TaskTable::builtin()
+        .spec(
+            "TinyBillboard",
+            instructor::eval::TaskType::parse("billboard"),
+        )
+        .unwrap();
+    let dir = format!("{DATA}/TinyBillboard");
+    let sources: Vec<Vec<Vec<f32>>> = jsonl(&format!("{dir}/TinyBillboard_references.jsonl"))
+        .iter()
+        .map(|r| {
+            let texts: Vec<String> = r["refs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            embed(&model, &spec.query_instruction, &texts)
+        })
+        .collect();
+    let rows = jsonl(&format!("{dir}/TinyBillboard_THumB-1.0.jsonl"));
+    let hyps: Vec<String> = rows
+        .iter()
+        .map(|r| r["hyp"].as_str().unwrap().to_string())
+        .collect();
+    let human: Vec<f64> = rows
+        .iter()
+        .map(|r| r["human_score"].as_f64().unwrap())
+        .collect();
+    let want = instructor::eval::metrics::billboard::evaluate(
+        &sources,
+        &embed(&model, &spec.query_instruction, &hyps),
+        &human,
+    )
+    .unwrap();
+    let s = split_scores(out.path(), "TinyBillboard");
+    same(&s["main_score"], want);
+    same(&s["pearson"], want);
+}

@@ -105,7 +105,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     for spec in &specs {
         let start = Instant::now();
         let (dir, revision) = task_folder(spec, &args)?;
-        let loaded = data::load(&dir, spec.kind, &args.split)?;
+        let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
         embedder.task = spec.name.clone();
         let before = embedder.cache.stats;
         let result = instructor::eval::run_task(spec, &loaded, &mut embedder, protocol)
@@ -156,7 +156,7 @@ fn task_folder(spec: &TaskSpec, args: &EvalArgs) -> Result<(PathBuf, String)> {
             spec.name
         );
     };
-    let files = data::files(spec.kind, &args.split);
+    let files = data::files(spec.kind, &spec.name, &args.split);
     let dir = super::hub::dataset(&ds.repo, &ds.revision, &files, args.model.quiet)
         .with_context(|| format!("{}: dataset {}", spec.name, ds.repo))?;
     let commit = dir

@@ -60,6 +60,13 @@ pub enum TaskData {
         queries: Vec<(String, String)>,
         qrels: HashMap<String, HashMap<String, i64>>,
     },
+    /// The references of each source, and the hypotheses (in source order, the same number per
+    /// source) with their human scores.
+    Billboard {
+        refs: Vec<Vec<String>>,
+        hyps: Vec<String>,
+        human: Vec<f64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -79,8 +86,12 @@ pub struct SummaryText {
 /// The files [`load`] reads for `kind` and `split`, relative to the task's folder, as groups of
 /// alternative names of which one must be there (`test.jsonl` or `test.jsonl.gz`): what a
 /// caller fetches when the folder is not on disk.
-pub fn files(kind: TaskType, split: &str) -> Vec<Vec<String>> {
+pub fn files(kind: TaskType, name: &str, split: &str) -> Vec<Vec<String>> {
     match kind {
+        TaskType::Billboard => billboard_files(name)
+            .iter()
+            .map(|f| jsonl_names(f).to_vec())
+            .collect(),
         TaskType::Retrieval => vec![
             jsonl_names("corpus").to_vec(),
             jsonl_names("queries").to_vec(),
@@ -98,9 +109,33 @@ fn jsonl_names(name: &str) -> [String; 2] {
     [format!("{name}.jsonl"), format!("{name}.jsonl.gz")]
 }
 
-/// Reads `split` of the task in `dir` (the task's own folder).
-pub fn load(dir: &Path, kind: TaskType, split: &str) -> Result<TaskData> {
+/// The INSTRUCTOR repository's Billboard files in `data/<name>/`: `<name>_references.jsonl`
+/// (`{"refs": [...]}` per source) and `<name>_THumB-1.0.jsonl` (`{"hyp", "human_score"}` per
+/// hypothesis).
+fn billboard_files(name: &str) -> [String; 2] {
+    [format!("{name}_references"), format!("{name}_THumB-1.0")]
+}
+
+/// Reads `split` of task `name` in `dir` (the task's own folder).
+pub fn load(dir: &Path, name: &str, kind: TaskType, split: &str) -> Result<TaskData> {
     Ok(match kind {
+        TaskType::Billboard => {
+            let [refs, hyps] = billboard_files(name).map(|f| rows(dir, &f));
+            let refs = refs?
+                .into_iter()
+                .map(|r| r.strs_or_str("refs"))
+                .collect::<Result<_>>()?;
+            let (mut texts, mut human) = (vec![], vec![]);
+            for r in hyps? {
+                texts.push(r.str("hyp")?);
+                human.push(r.num("human_score")?);
+            }
+            TaskData::Billboard {
+                refs,
+                hyps: texts,
+                human,
+            }
+        }
         TaskType::Sts => {
             let (mut pairs, mut scores) = (vec![], vec![]);
             for row in rows(dir, split)? {

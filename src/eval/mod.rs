@@ -26,10 +26,13 @@ pub enum TaskType {
     Reranking,
     Summarization,
     Retrieval,
+    /// Not an mteb type: the INSTRUCTOR paper's text-generation evaluation
+    /// ([`metrics::billboard`]).
+    Billboard,
 }
 
 impl TaskType {
-    pub const ALL: [TaskType; 7] = [
+    pub const ALL: [TaskType; 8] = [
         Self::Sts,
         Self::PairClassification,
         Self::Classification,
@@ -37,9 +40,11 @@ impl TaskType {
         Self::Reranking,
         Self::Summarization,
         Self::Retrieval,
+        Self::Billboard,
     ];
 
-    /// mteb's spelling (`TaskMetadata.type`), used for categories in the summary.
+    /// mteb's spelling (`TaskMetadata.type`; `Billboard` for the one that is not mteb's), used
+    /// for categories in the summary.
     pub fn mteb_name(self) -> &'static str {
         match self {
             Self::Sts => "STS",
@@ -49,6 +54,7 @@ impl TaskType {
             Self::Reranking => "Reranking",
             Self::Summarization => "Summarization",
             Self::Retrieval => "Retrieval",
+            Self::Billboard => "Billboard",
         }
     }
 

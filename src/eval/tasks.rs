@@ -1,7 +1,8 @@
 //! Known tasks and what each task type computes, producing mteb 2.x's score keys.
 
 use super::data::{TaskData, TaskError};
-use super::metrics::{classification, clustering, correlation, pair, ranking, summarization};
+use super::metrics::summarization;
+use super::metrics::{billboard, classification, clustering, correlation, pair, ranking};
 use super::metrics::{similarity::cosine, similarity::PairScores};
 use super::{Embedder, EvalError, Protocol, TaskType};
 use crate::{Embeddings, Input};
@@ -364,6 +365,26 @@ pub fn run_task(
             }
             put(&mut m, "summeval_v1_", &s.summeval_v1);
             "cosine_spearman".to_string()
+        }
+        TaskData::Billboard { refs, hyps, human } => {
+            let flat: Vec<&String> = refs.iter().flatten().collect();
+            let (r, h) = (
+                embedder.embed(&q(&flat), "references")?,
+                embedder.embed(&q(&hyps.iter().collect::<Vec<_>>()), "hypotheses")?,
+            );
+            let mut at = 0;
+            let sources: Vec<Vec<Vec<f32>>> = refs
+                .iter()
+                .map(|s| {
+                    at += s.len();
+                    (at - s.len()..at).map(|i| r.row(i).to_vec()).collect()
+                })
+                .collect();
+            let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
+            let pearson = billboard::evaluate(&sources, &hyps, human)
+                .map_err(|e| TaskError(format!("{}: {e}", spec.name)))?;
+            m.insert("pearson".into(), num(pearson));
+            "pearson".to_string()
         }
         TaskData::Retrieval {
             corpus,
