@@ -1,6 +1,7 @@
 //! Local datasets in MTEB's layouts: `DIR/<Task>/<split>.jsonl` (or `.jsonl.gz`) with the columns
 //! mteb uses per task type, and BEIR folders for retrieval (`corpus.jsonl`, `queries.jsonl`,
-//! `qrels/<split>.tsv`). Parquet is not read: `datasets` can export any HF dataset to jsonl.
+//! `qrels/<split>.tsv`), and Billboard's files. Parquet is not read (the `parquet` crate costs
+//! too much build time for it); `datasets` can export any HF dataset to jsonl.
 //! Errors name the file and line.
 
 use super::TaskType;

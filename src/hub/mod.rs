@@ -181,7 +181,7 @@ impl Hub {
     /// Makes the cache hold one file of each of `files` (groups of alternative names, e.g.
     /// `test.jsonl` or `test.jsonl.gz`) of dataset `repo` at `revision`, and returns the
     /// snapshot folder. The first group is asked for at `revision`; the others at the commit it
-    /// resolved to.
+    /// resolved to. Panics when `files` is empty (there is nothing to resolve the revision by).
     pub fn download_dataset(
         &self,
         repo: &str,

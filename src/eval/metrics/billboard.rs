@@ -11,7 +11,7 @@ use super::similarity::{cosine, max_similarity};
 /// number per source (the repository reshapes them to `[sources, per_source]`); `human`: one
 /// score per hypothesis.
 pub fn evaluate(refs: &[Vec<Vec<f32>>], hyps: &[Vec<f32>], human: &[f64]) -> Result<f64, String> {
-    if refs.is_empty() || hyps.len() % refs.len() != 0 {
+    if refs.is_empty() || !hyps.len().is_multiple_of(refs.len()) {
         return Err(format!(
             "{} hypotheses do not split evenly over {} sources",
             hyps.len(),
