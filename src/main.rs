@@ -20,7 +20,8 @@ struct Cli {
 enum Command {
     /// Embed `{"instruction", "text"}` JSON lines into a .npy or .jsonl file.
     Embed(cli::embed::EmbedArgs),
-    /// Evaluate on MTEB tasks from local data (mteb 2.x metrics; `--protocol paper` for the paper's).
+    /// Evaluate on MTEB tasks (local data or the hub's dataset repos) and Billboard (mteb 2.x
+    /// metrics; `--protocol paper` for the paper's).
     Eval(cli::eval::EvalArgs),
     /// Fetch a model from the Hugging Face hub into the cache; prints its folder.
     Download(cli::hub::DownloadArgs),

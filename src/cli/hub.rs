@@ -99,6 +99,14 @@ pub fn resolve(model: &str, revision: &str, quiet: bool) -> Result<PathBuf> {
     )?)
 }
 
+/// A task's dataset files (groups of alternative names, see `instructor::eval::data::files`)
+/// from hub dataset `repo` at `revision`, into the same cache as models; returns the snapshot
+/// folder, named by the commit.
+pub fn dataset(repo: &str, revision: &str, files: &[Vec<String>], quiet: bool) -> Result<PathBuf> {
+    let mut bars = Bars { quiet, bar: None };
+    Ok(hub::Hub::new(HubOptions::from_env()).download_dataset(repo, revision, files, &mut bars)?)
+}
+
 /// A bar per file on stderr (bytes, rate, ETA); hidden with `--quiet` and when stderr is not a
 /// terminal.
 struct Bars {

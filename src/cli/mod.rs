@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use instructor::{Dtype, Instructor, LoadOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Options every command that loads a model takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -33,6 +33,16 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Instructor> {
+        self.load_from(&self.resolve()?)
+    }
+
+    /// The model's folder: `--model` itself, or its snapshot in the hub cache.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        hub::resolve(&self.model, &self.revision, self.quiet)
+    }
+
+    /// Loads the model in `dir` (from [`resolve`](Self::resolve)) as `--dtype` and `--device` say.
+    pub fn load_from(&self, dir: &Path) -> Result<Instructor> {
         let device = match self.device.as_str() {
             "cpu" => candle_core::Device::Cpu,
             "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
@@ -42,7 +52,6 @@ impl ModelArgs {
             dtype: self.dtype,
             device,
         };
-        let dir = hub::resolve(&self.model, &self.revision, self.quiet)?;
         Ok(Instructor::load(dir, &opts)?)
     }
 

@@ -1,7 +1,8 @@
 //! Known tasks and what each task type computes, producing mteb 2.x's score keys.
 
 use super::data::{TaskData, TaskError};
-use super::metrics::{classification, clustering, correlation, pair, ranking, summarization};
+use super::metrics::summarization;
+use super::metrics::{billboard, classification, clustering, correlation, pair, ranking};
 use super::metrics::{similarity::cosine, similarity::PairScores};
 use super::{Embedder, EvalError, Protocol, TaskType};
 use crate::{Embeddings, Input};
@@ -23,6 +24,15 @@ pub struct TaskEntry {
     pub ignore_identical_ids: bool,
     #[serde(default)]
     pub summeval_v1: bool,
+    pub dataset: Option<DatasetRef>,
+}
+
+/// Where a task's data lives on the hub: a dataset repo and the revision mteb pins.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DatasetRef {
+    pub repo: String,
+    /// A commit sha (what mteb pins), or a branch or tag.
+    pub revision: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +107,7 @@ impl TaskTable {
             corpus_instruction: corpus,
             ignore_identical_ids: entry.ignore_identical_ids,
             summeval_v1: entry.summeval_v1,
+            dataset: entry.dataset,
         })
     }
 }
@@ -107,6 +118,7 @@ fn merge_entry(into: &mut TaskEntry, from: TaskEntry) {
     into.corpus = from.corpus.or(into.corpus.take());
     into.ignore_identical_ids |= from.ignore_identical_ids;
     into.summeval_v1 |= from.summeval_v1;
+    into.dataset = from.dataset.or(into.dataset.take());
 }
 
 /// Everything needed to run one task.
@@ -122,6 +134,8 @@ pub struct TaskSpec {
     pub ignore_identical_ids: bool,
     /// mteb 2.x's task `SummEval` still uses the v1 (buggy) averaging.
     pub summeval_v1: bool,
+    /// The hub dataset to fetch when the data is not on disk.
+    pub dataset: Option<DatasetRef>,
 }
 
 /// One split's scores in mteb 2.x's keys, `main_score` included.
@@ -351,6 +365,26 @@ pub fn run_task(
             }
             put(&mut m, "summeval_v1_", &s.summeval_v1);
             "cosine_spearman".to_string()
+        }
+        TaskData::Billboard { refs, hyps, human } => {
+            let flat: Vec<&String> = refs.iter().flatten().collect();
+            let (r, h) = (
+                embedder.embed(&q(&flat), "references")?,
+                embedder.embed(&q(&hyps.iter().collect::<Vec<_>>()), "hypotheses")?,
+            );
+            let mut at = 0;
+            let sources: Vec<Vec<Vec<f32>>> = refs
+                .iter()
+                .map(|s| {
+                    at += s.len();
+                    (at - s.len()..at).map(|i| r.row(i).to_vec()).collect()
+                })
+                .collect();
+            let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
+            let pearson = billboard::evaluate(&sources, &hyps, human)
+                .map_err(|e| TaskError(format!("{}: {e}", spec.name)))?;
+            m.insert("pearson".into(), num(pearson));
+            "pearson".to_string()
         }
         TaskData::Retrieval {
             corpus,

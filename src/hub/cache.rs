@@ -1,18 +1,19 @@
 //! The huggingface_hub cache layout, so that Python and this crate share downloads:
 //!
 //! ```text
-//! {cache}/models--{owner}--{name}/
+//! {cache}/models--{owner}--{name}/     (datasets: datasets--{owner}--{name}/, same inside)
 //!     blobs/{etag}                       the bytes (etag: sha256 for LFS files, git sha1 otherwise)
 //!     blobs/{etag}.incomplete            a download in progress, resumed from its length
 //!     snapshots/{commit}/{path}          relative symlinks to ../../blobs/{etag}
 //!     refs/{revision}                    the commit the revision pointed to, last time we asked
-//! {cache}/.locks/models--{owner}--{name}/{etag}.lock
+//! {cache}/.locks/{models|datasets}--{owner}--{name}/{etag}.lock
 //! ```
 //!
 //! The lock files live where huggingface_hub (≥ 0.15) puts them, so that a download by Python and
 //! one by us exclude each other too (both take `flock` locks).
 
 use super::error::HubError;
+use super::RepoKind;
 use crate::config::parse_modules;
 use fs2::FileExt;
 use std::fs::{self, File};
@@ -27,8 +28,8 @@ pub(crate) struct RepoCache {
 }
 
 impl RepoCache {
-    pub(crate) fn new(cache_dir: &Path, repo: &str) -> Self {
-        let name = folder_name(repo);
+    pub(crate) fn new(cache_dir: &Path, kind: RepoKind, repo: &str) -> Self {
+        let name = folder_name(kind, repo);
         Self {
             dir: cache_dir.join(&name),
             locks: cache_dir.join(".locks").join(name),
@@ -110,28 +111,51 @@ fn symlink(target: &Path, blob: &Path, link: &Path) -> io::Result<()> {
     std::os::windows::fs::symlink_file(target, link).or_else(|_| fs::copy(blob, link).map(drop))
 }
 
-/// `models--owner--name`, as huggingface_hub names a model repo's folder.
-pub(crate) fn folder_name(repo: &str) -> String {
-    format!("models--{}", repo.replace('/', "--"))
+/// `models--owner--name` / `datasets--owner--name`, as huggingface_hub names a repo's folder.
+pub(crate) fn folder_name(kind: RepoKind, repo: &str) -> String {
+    let prefix = match kind {
+        RepoKind::Model => "models",
+        RepoKind::Dataset => "datasets",
+    };
+    format!("{prefix}--{}", repo.replace('/', "--"))
 }
 
-/// The first file of the model in `dir` that is missing (modules.json, then each module's files,
-/// then its weights), or `None` when the folder holds all `Instructor::load` needs.
-pub(crate) fn first_missing(dir: &Path) -> Result<Option<String>, HubError> {
+/// What a caller needs of a repo. `first` (one of its names) is asked for at the revision the
+/// user gave, and its answer tells the commit; `rest` names, from a snapshot holding `first`, the
+/// further files as groups of which one file each must be there (a model's weights: safetensors
+/// or .bin). A model's `rest` reads its modules.json; a dataset's is a fixed list.
+pub(crate) struct Wanted<'a> {
+    pub first: Vec<String>,
+    pub rest: &'a dyn Fn(&Path) -> Result<Groups, HubError>,
+}
+
+/// Files as groups of alternative names, one of each group wanted.
+pub(crate) type Groups = Vec<Vec<String>>;
+
+/// What `Instructor::load` reads: modules.json, then each module's files and one of its weights.
+pub(crate) fn model_rest(dir: &Path) -> Result<Groups, HubError> {
     let modules_file = dir.join("modules.json");
-    let Ok(text) = fs::read_to_string(&modules_file) else {
-        return Ok(Some("modules.json".into()));
-    };
+    let text = fs::read_to_string(&modules_file).map_err(|e| HubError::io(&modules_file, e))?;
+    let mut groups = vec![];
     for module in parse_modules(&text, &modules_file)? {
-        if let Some(f) = module.files().into_iter().find(|f| !dir.join(f).is_file()) {
-            return Ok(Some(f));
-        }
-        let weights = module.weight_files();
-        if !weights.is_empty() && !weights.iter().any(|w| dir.join(w).is_file()) {
-            return Ok(Some(weights.join(" or ")));
-        }
+        groups.extend(module.files().into_iter().map(|f| vec![f]));
+        groups.push(module.weight_files());
     }
-    Ok(None)
+    Ok(groups)
+}
+
+/// The first of `wanted`'s groups with no file in `dir` (its names joined with ` or `), or
+/// `None` when the folder holds all of them.
+pub(crate) fn first_missing(dir: &Path, wanted: &Wanted) -> Result<Option<String>, HubError> {
+    let missing =
+        |group: &[String]| !group.is_empty() && !group.iter().any(|f| dir.join(f).is_file());
+    if missing(&wanted.first) {
+        return Ok(Some(wanted.first.join(" or ")));
+    }
+    Ok((wanted.rest)(dir)?
+        .into_iter()
+        .find(|g| missing(g))
+        .map(|g| g.join(" or ")))
 }
 
 fn create_parent(path: &Path) -> Result<(), HubError> {
@@ -172,7 +196,7 @@ pub fn list(cache_dir: &Path) -> Result<Vec<CachedRepo>, HubError> {
     for entry in entries {
         let entry = entry.map_err(|e| HubError::io(cache_dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Only models: dataset and space folders are someone else's business.
+        // Only models: the dataset folders `instructor eval` fills, and spaces, are not listed.
         let Some(id) = name.strip_prefix("models--") else {
             continue;
         };
@@ -185,7 +209,7 @@ pub fn list(cache_dir: &Path) -> Result<Vec<CachedRepo>, HubError> {
         let refs = files_under(&dir.join("refs"))?
             .into_iter()
             .filter_map(|(rev, _)| {
-                let commit = RepoCache::new(cache_dir, &repo).read_ref(&rev)?;
+                let commit = RepoCache::new(cache_dir, RepoKind::Model, &repo).read_ref(&rev)?;
                 Some((rev, commit))
             })
             .collect();
@@ -205,7 +229,7 @@ pub fn list(cache_dir: &Path) -> Result<Vec<CachedRepo>, HubError> {
 
 /// Deletes a model repo (and its lock folder) from the cache; returns what it held.
 pub fn remove(cache_dir: &Path, repo: &str) -> Result<CachedRepo, HubError> {
-    let name = folder_name(repo);
+    let name = folder_name(RepoKind::Model, repo);
     let Some(found) = list(cache_dir)?
         .into_iter()
         .find(|r| r.dir.file_name() == Some(name.as_ref()))

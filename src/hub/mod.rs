@@ -2,7 +2,8 @@
 //! the files [`Instructor::load`](crate::Instructor::load) reads (modules.json first, then what
 //! [`Module::files`](crate::config::Module::files) and
 //! [`Module::weight_files`](crate::config::Module::weight_files) name) into the huggingface_hub
-//! cache, and returns the snapshot folder.
+//! cache, and returns the snapshot folder. Datasets (`instructor eval`) go through the same
+//! code into `datasets--owner--name` ([`Hub::download_dataset`]).
 //!
 //! It behaves as huggingface_hub does, so that the two share one cache:
 //! - `{endpoint}/{repo}/resolve/{revision}/{path}`; the first answer's headers tell the commit
@@ -25,7 +26,7 @@ mod error;
 pub use cache::{list as list_cache, remove as remove_from_cache, CachedRepo};
 pub use error::{HubError, Mismatch, NotCached};
 
-use cache::{first_missing, RepoCache};
+use cache::{first_missing, model_rest, RepoCache, Wanted};
 use download::{FileMeta, Http};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,6 +143,14 @@ pub fn resolve_model(
     Hub::new(opts.clone()).download_model(model, revision, progress)
 }
 
+/// A model repo or a dataset repo: they differ in URL (`datasets/` before the id) and cache
+/// folder (`models--…` / `datasets--…`), nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoKind {
+    Model,
+    Dataset,
+}
+
 /// A client of one hub and one cache.
 pub struct Hub {
     opts: HubOptions,
@@ -162,96 +171,131 @@ impl Hub {
         revision: &str,
         progress: &mut dyn Progress,
     ) -> Result<PathBuf, HubError> {
-        let cache = RepoCache::new(&self.opts.cache_dir, repo);
+        let wanted = Wanted {
+            first: vec!["modules.json".into()],
+            rest: &model_rest,
+        };
+        self.download(RepoKind::Model, repo, revision, &wanted, progress)
+    }
+
+    /// Makes the cache hold one file of each of `files` (groups of alternative names, e.g.
+    /// `test.jsonl` or `test.jsonl.gz`) of dataset `repo` at `revision`, and returns the
+    /// snapshot folder. The first group is asked for at `revision`; the others at the commit it
+    /// resolved to. Panics when `files` is empty (there is nothing to resolve the revision by).
+    pub fn download_dataset(
+        &self,
+        repo: &str,
+        revision: &str,
+        files: &[Vec<String>],
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf, HubError> {
+        let (first, rest) = files
+            .split_first()
+            .expect("a dataset needs at least one file");
+        let rest = |_: &Path| Ok(rest.to_vec());
+        let wanted = Wanted {
+            first: first.clone(),
+            rest: &rest,
+        };
+        self.download(RepoKind::Dataset, repo, revision, &wanted, progress)
+    }
+
+    fn download(
+        &self,
+        kind: RepoKind,
+        repo: &str,
+        revision: &str,
+        wanted: &Wanted,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf, HubError> {
+        let cache = RepoCache::new(&self.opts.cache_dir, kind, repo);
+        // The hub's URLs name a dataset `datasets/owner/name`; so do the errors.
+        let url_repo = match kind {
+            RepoKind::Model => repo.to_string(),
+            RepoKind::Dataset => format!("datasets/{repo}"),
+        };
+        let cached = |why: String| self.cached_snapshot(&cache, &url_repo, revision, wanted, why);
         if self.opts.offline {
-            return self.cached_snapshot(&cache, repo, revision, "HF_HUB_OFFLINE is set".into());
+            return cached("HF_HUB_OFFLINE is set".into());
         }
         // A commit's files never change: a complete snapshot of it needs no question.
-        if is_commit(revision) && first_missing(&cache.snapshot(revision))?.is_none() {
+        if is_commit(revision) && first_missing(&cache.snapshot(revision), wanted)?.is_none() {
             return Ok(cache.snapshot(revision));
         }
         let target = Target {
-            repo,
+            repo: &url_repo,
             revision,
             asked: revision,
-            file: "modules.json",
+            file: "",
         };
-        let modules_meta = match self.http.metadata(&self.opts, &target) {
-            Ok(meta) => meta,
+        let (first, first_meta) = match self.metadata_one_of(&target, &wanted.first) {
+            Ok(found) => found,
             Err(e) if e.is_unreachable() => {
-                let why = format!("the hub did not answer ({e})");
-                return self.cached_snapshot(&cache, repo, revision, why);
+                return cached(format!("the hub did not answer ({e})"));
             }
             Err(e) => return Err(e),
         };
-        let commit = modules_meta.commit.clone();
+        let commit = first_meta.commit.clone();
         let snapshot = cache.snapshot(&commit);
-        if first_missing(&snapshot)?.is_none() {
+        if first_missing(&snapshot, wanted)?.is_none() {
             self.set_ref(&cache, revision, &commit)?;
             return Ok(snapshot);
         }
 
-        // Every file at the commit modules.json came from, so that a push in between cannot mix
-        // two versions of the model.
-        self.fetch(&cache, &target, &modules_meta, progress)?;
+        // Every file at the commit the first came from, so that a push in between cannot mix
+        // two versions of the repo.
         let at_commit = Target {
             revision: &commit,
             ..target
         };
-        let modules_file = snapshot.join("modules.json");
-        let text =
-            std::fs::read_to_string(&modules_file).map_err(|e| HubError::io(&modules_file, e))?;
-        for module in crate::config::parse_modules(&text, &modules_file)? {
-            for file in module.files() {
-                self.fetch_file(
-                    &cache,
-                    &Target {
-                        file: &file,
-                        ..at_commit
-                    },
-                    progress,
-                )?;
+        self.fetch(
+            &cache,
+            &Target {
+                file: &first,
+                ..at_commit
+            },
+            &first_meta,
+            progress,
+        )?;
+        for group in (wanted.rest)(&snapshot)? {
+            if group.is_empty() {
+                continue;
             }
-            self.fetch_weights(&cache, &at_commit, &module.weight_files(), progress)?;
+            let (file, meta) = self.metadata_one_of(&at_commit, &group)?;
+            self.fetch(
+                &cache,
+                &Target {
+                    file: &file,
+                    ..at_commit
+                },
+                &meta,
+                progress,
+            )?;
         }
         self.set_ref(&cache, revision, &commit)?;
         Ok(snapshot)
     }
 
-    /// The first of `candidates` the repo has (none when the module has no weights).
-    fn fetch_weights(
+    /// What the hub says of the first of `candidates` the repo has; `FileNotFound` naming them
+    /// all when it has none.
+    fn metadata_one_of(
         &self,
-        cache: &RepoCache,
-        at_commit: &Target,
+        base: &Target,
         candidates: &[String],
-        progress: &mut dyn Progress,
-    ) -> Result<(), HubError> {
+    ) -> Result<(String, FileMeta), HubError> {
         for file in candidates {
-            match self.fetch_file(cache, &Target { file, ..*at_commit }, progress) {
+            let target = Target { file, ..*base };
+            check_relative(&target)?;
+            match self.http.metadata(&self.opts, &target) {
                 Err(HubError::FileNotFound { .. }) => continue,
-                other => return other,
+                other => return other.map(|meta| (file.clone(), meta)),
             }
         }
-        if candidates.is_empty() {
-            return Ok(());
-        }
         Err(HubError::FileNotFound {
-            repo: at_commit.repo.to_string(),
-            revision: at_commit.revision_label(),
+            repo: base.repo.to_string(),
+            revision: base.revision_label(),
             file: candidates.join(" or "),
         })
-    }
-
-    /// Asks the hub about one file, then [`fetch`](Self::fetch)es it.
-    fn fetch_file(
-        &self,
-        cache: &RepoCache,
-        target: &Target,
-        progress: &mut dyn Progress,
-    ) -> Result<(), HubError> {
-        check_relative(target)?;
-        let meta = self.http.metadata(&self.opts, target)?;
-        self.fetch(cache, target, &meta, progress)
     }
 
     /// Downloads the blob unless the cache has it, and links it into the snapshot.
@@ -288,6 +332,7 @@ impl Hub {
         cache: &RepoCache,
         repo: &str,
         revision: &str,
+        wanted: &Wanted,
         why: String,
     ) -> Result<PathBuf, HubError> {
         let not_cached = |file: String| {
@@ -302,13 +347,13 @@ impl Hub {
         let commit = if is_commit(revision) {
             revision.to_string()
         } else {
-            // Never resolved: nothing of it can be there; modules.json is what comes first.
+            // Never resolved: nothing of it can be there; the first wanted file is what comes first.
             cache
                 .read_ref(revision)
-                .ok_or_else(|| not_cached("modules.json".into()))?
+                .ok_or_else(|| not_cached(wanted.first.join(" or ")))?
         };
         let snapshot = cache.snapshot(&commit);
-        match first_missing(&snapshot)? {
+        match first_missing(&snapshot, wanted)? {
             None => Ok(snapshot),
             Some(file) => Err(not_cached(file)),
         }
@@ -340,7 +385,7 @@ fn is_commit(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// File names come from a downloaded modules.json: keep them inside the snapshot.
+/// File names come from a downloaded modules.json or a task table: keep them inside the snapshot.
 fn check_relative(t: &Target) -> Result<(), HubError> {
     let inside = Path::new(t.file)
         .components()
@@ -349,7 +394,7 @@ fn check_relative(t: &Target) -> Result<(), HubError> {
         return Ok(());
     }
     Err(HubError::Protocol {
-        url: format!("{} (revision {}) modules.json", t.repo, t.revision_label()),
-        message: format!("module file `{}` points outside the repository", t.file),
+        url: format!("{} (revision {})", t.repo, t.revision_label()),
+        message: format!("file `{}` points outside the repository", t.file),
     })
 }
