@@ -1,12 +1,13 @@
 //! [`Instructor`]: the one encode path, from pairs to embeddings.
 
-use crate::config::ModelConfig;
+use crate::config::{Head, ModelConfig};
 use crate::error::{Error, Result};
 use crate::head::Layer;
-use crate::model::{load_weights, Dtype, T5Encoder};
+use crate::model::{load_weights, Dropout, Dtype, T5Encoder};
 use crate::pooling::{mean_pool, pooling_mask};
 use crate::tokenize::{InstructorTokenizer, Tokens};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use std::path::Path;
 
 /// One input: an instruction (may be empty) and the text it applies to.
@@ -118,15 +119,32 @@ pub struct Instructor {
 impl Instructor {
     /// Loads a model folder in the sentence-transformers layout.
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        Self::load_with(dir, opts, |file, dtype| {
+            load_weights(file, dtype, &opts.device)
+        })
+    }
+
+    /// Like [`load`](Self::load), with the weights of each file (`file`: the encoder's, then each
+    /// Dense layer's) read through `weights(file, dtype)`. Training passes a `VarBuilder` that
+    /// turns every tensor it hands out into a trainable `Var`.
+    pub fn load_with(
+        dir: impl AsRef<Path>,
+        opts: &LoadOptions,
+        weights: impl Fn(&Path, DType) -> Result<VarBuilder<'static>>,
+    ) -> Result<Self> {
         let config = ModelConfig::from_folder(dir)?;
         let tokenizer = InstructorTokenizer::from_file(&config.tokenizer, config.do_lower_case)?;
-        let vb = load_weights(&config.weights, opts.dtype.to_candle(), &opts.device)?;
+        let vb = weights(&config.weights, opts.dtype.to_candle())?;
         let encoder =
             T5Encoder::load(vb, &config.t5).map_err(|e| Error::weights(&config.weights, e))?;
         let heads = config
             .heads
             .iter()
-            .map(|h| Layer::load(h, &opts.device))
+            .map(|h| match h {
+                Head::Normalize => Ok(Layer::Normalize),
+                Head::Dense(cfg) => Layer::dense_from(weights(&cfg.weights, DType::F32)?, cfg)
+                    .map_err(|e| Error::weights(&cfg.weights, e)),
+            })
             .collect::<Result<_>>()?;
         Ok(Self {
             config,
@@ -175,7 +193,7 @@ impl Instructor {
 
     /// Embeddings `[batch, dim]` of one padded batch as a tensor, with training-time dropout when
     /// given: the forward pass training differentiates through (inference goes through it too).
-    pub fn forward(&self, batch: &Batch, dropout: Option<f32>) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, batch: &Batch, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
         let hidden = self.encoder.forward(&batch.ids, &batch.mask, dropout)?;
         self.pool(&hidden, batch)
     }

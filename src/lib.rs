@@ -24,6 +24,8 @@ pub mod head;
 pub mod model;
 pub mod pooling;
 pub mod tokenize;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
 pub use error::{Error, Result};

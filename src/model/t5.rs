@@ -17,19 +17,24 @@ use candle_nn::{Activation, Embedding, VarBuilder};
 #[derive(Debug, Clone)]
 struct Linear {
     weight: Tensor,
+    /// The VarBuilder's dtype. For inference the weight is stored in it; training keeps f32 master
+    /// weights and casts them here on every forward (mixed precision), so that the cast follows
+    /// each optimizer update and the gradient flows back to the f32 weight.
+    compute: DType,
 }
 
 impl Linear {
     fn load(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         Ok(Self {
             weight: vb.get((d_out, d_in), "weight")?,
+            compute: vb.dtype(),
         })
     }
 
-    /// Computes in the weight's dtype and returns f32.
+    /// Computes in `compute` and returns f32.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.to_dtype(self.weight.dtype())?
-            .matmul(&self.weight.t()?)?
+        xs.to_dtype(self.compute)?
+            .matmul(&self.weight.to_dtype(self.compute)?.t()?)?
             .to_dtype(DType::F32)
     }
 }
@@ -79,6 +84,9 @@ struct Block {
     ff_norm: LayerNorm,
     ff: FeedForward,
 }
+
+/// Training-time dropout: takes an activation, returns it with elements zeroed and the rest scaled.
+pub type Dropout<'a> = dyn Fn(&Tensor) -> Result<Tensor> + 'a;
 
 /// The encoder stack (`encoder.*` and `shared.weight` of a `T5EncoderModel` checkpoint).
 #[derive(Debug, Clone)]
@@ -154,19 +162,20 @@ impl T5Encoder {
     /// Hidden states `[batch, seq, d_model]` (f32) for right-padded `input_ids` `[batch, seq]`
     /// (u32) and `attention_mask` `[batch, seq]` (1 for real tokens, 0 for padding).
     ///
-    /// `dropout` is the training-time dropout probability (None for inference), applied where
-    /// Hugging Face's T5 applies it.
+    /// `dropout` (None for inference) is applied where Hugging Face's T5 applies dropout. It is a
+    /// function rather than a probability so that training can draw the masks from its own seeded
+    /// generator: candle's CPU random numbers cannot be seeded, and `--resume` must replay them.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
-        dropout: Option<f32>,
+        dropout: Option<&Dropout>,
     ) -> Result<Tensor> {
         let (b, l) = input_ids.dims2()?;
         let (heads, d_kv, d) = (self.cfg.num_heads, self.cfg.d_kv, self.cfg.d_model);
         let drop = |x: Tensor| match dropout {
-            Some(p) if p > 0.0 => candle_nn::ops::dropout(&x, p),
-            _ => Ok(x),
+            Some(f) => f(&x),
+            None => Ok(x),
         };
         // Additive bias [b, heads, l, l]: relative positions plus a large negative number on
         // padded keys (Hugging Face adds finfo(f32).min the same way).
@@ -190,7 +199,14 @@ impl T5Encoder {
             let k = split(blk.k.forward(&h)?)?;
             let v = split(blk.v.forward(&h)?)?;
             let scores = q.matmul(&k.t()?)?.add(&bias)?;
-            let probs = drop(candle_nn::ops::softmax_last_dim(&scores)?)?;
+            // The fused kernel has no backward pass: differentiate through the composite softmax
+            // when the scores depend on trainable weights.
+            let probs = if scores.track_op() {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
+            let probs = drop(probs)?;
             let ctx = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
