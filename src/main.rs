@@ -20,11 +20,14 @@ struct Cli {
 enum Command {
     /// Embed `{"instruction", "text"}` JSON lines into a .npy or .jsonl file.
     Embed(cli::embed::EmbedArgs),
+    /// Fine-tune on MEDI-format data (INSTRUCTOR's multitask contrastive training).
+    Train(cli::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Embed(args) => cli::embed::run(args),
+        Command::Train(args) => cli::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Subcommands of the `instructor` binary and what they share.
 
 pub mod embed;
+pub mod train;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,16 +28,19 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Instructor> {
-        let device = match self.device.as_str() {
+        let opts = LoadOptions {
+            dtype: self.dtype,
+            device: self.device()?,
+        };
+        Ok(Instructor::load(&self.model, &opts)?)
+    }
+
+    pub fn device(&self) -> Result<candle_core::Device> {
+        Ok(match self.device.as_str() {
             "cpu" => candle_core::Device::Cpu,
             "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
             other => anyhow::bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
-        };
-        let opts = LoadOptions {
-            dtype: self.dtype,
-            device,
-        };
-        Ok(Instructor::load(&self.model, &opts)?)
+        })
     }
 
     /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.

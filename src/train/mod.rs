@@ -167,8 +167,9 @@ pub enum Event<'a> {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone)]
 pub struct TrainSummary {
+    /// The trained model (its weights are the last checkpoint's).
+    pub model: Instructor,
     pub steps: usize,
     /// The last checkpoint written (the trained model).
     pub checkpoint: PathBuf,
@@ -421,6 +422,7 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
         None => resume_from.expect("a run with no step left was resumed"),
     };
     Ok(TrainSummary {
+        model,
         steps: total,
         checkpoint,
         last,
