@@ -471,3 +471,36 @@ fn cli_trains_and_writes_a_loadable_folder() {
             .unwrap();
     assert_eq!(config["torch_dtype"], "float32");
 }
+
+#[test]
+fn bf16_mixed_precision_keeps_f32_weights_and_follows_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = synthetic(dir.path());
+    let run = |dtype, name: &str| {
+        let out = dir.path().join(name);
+        let cfg = TrainConfig {
+            max_steps: Some(8),
+            dtype,
+            ..config(&data, &out)
+        };
+        let summary = train(&cfg, &mut |_| {}).unwrap();
+        (read_log(&out), summary.checkpoint)
+    };
+    let (f32_log, _) = run(instructor::Dtype::F32, "f32");
+    let (bf16_log, checkpoint) = run(instructor::Dtype::Bf16, "bf16");
+    for (a, b) in f32_log.iter().zip(&bf16_log) {
+        assert!(
+            (a.loss - b.loss).abs() <= 0.05 * a.loss,
+            "step {}: {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
+    }
+    let weights = std::fs::read(checkpoint.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    assert!(st
+        .tensors()
+        .iter()
+        .all(|(_, t)| t.dtype() == safetensors::Dtype::F32));
+}

@@ -185,8 +185,14 @@ pub fn batch_loss(
     temperature: f64,
     dropout: Option<&SeededDropout>,
 ) -> Result<(Tensor, usize)> {
-    let apply = |x: &Tensor| dropout.expect("only called with dropout").apply(x);
-    let dropout_fn: Option<&crate::model::Dropout> = dropout.map(|_| &apply as _);
+    let apply;
+    let dropout_fn: Option<&crate::model::Dropout> = match dropout {
+        Some(d) => {
+            apply = move |x: &Tensor| d.apply(x);
+            Some(&apply)
+        }
+        None => None,
+    };
     let mut tokens = 0;
     let mut embed = |pick: fn(&Example) -> &Input| -> Result<Tensor> {
         let inputs: Vec<Input> = batch.iter().map(|e| pick(e).clone()).collect();
