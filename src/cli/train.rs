@@ -101,8 +101,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             resumed_from,
         } => {
             if !args.model.quiet {
-                if let Some(dir) = resumed_from {
-                    eprintln!("resuming from {} (update {first_step})", dir.display());
+                match resumed_from {
+                    Some(dir) => eprintln!("resuming from {} (update {first_step})", dir.display()),
+                    None if args.resume => eprintln!("no checkpoint to resume: starting afresh"),
+                    None => {}
                 }
                 eprintln!(
                     "{examples} examples, {batches_per_epoch} task-pure batches per epoch, \

@@ -239,6 +239,10 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
     if cfg.temperature <= 0.0 || cfg.lr < 0.0 || !(0.0..=1.0).contains(&cfg.warmup_ratio) {
         return bad("temperature must be positive, lr non-negative, warmup ratio in [0, 1]");
     }
+    if cfg.dtype == Dtype::F16 {
+        // Gradients below f16's range would vanish without loss scaling; bf16 has f32's range.
+        return bad("f16 training is not supported (no loss scaling): use bf16 or f32");
+    }
     let bytes = std::fs::read(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| Error::Input(format!("{}: not UTF-8: {e}", cfg.data.display())))?;
