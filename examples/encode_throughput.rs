@@ -35,7 +35,9 @@ fn main() {
         ..EncodeOptions::default()
     };
     // Warm-up on a few pairs (allocator, caches).
-    model.encode(&inputs[..inputs.len().min(8)], &opts).expect("encode");
+    model
+        .encode(&inputs[..inputs.len().min(8)], &opts)
+        .expect("encode");
     let mut best = f64::INFINITY;
     for _ in 0..repeats {
         let t = Instant::now();

@@ -4,7 +4,8 @@
 //!
 //! Data flows through the modules in this order:
 //! [`config`] (model folder) → [`tokenize`] → [`model`] (T5 encoder) → [`pooling`] → [`head`]
-//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path.
+//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path, and the
+//! forward pass [`train`] fine-tunes through.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
@@ -28,6 +29,8 @@ pub mod model;
 pub mod pooling;
 pub mod source;
 pub mod tokenize;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

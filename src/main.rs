@@ -27,6 +27,8 @@ enum Command {
     Download(cli::hub::DownloadArgs),
     /// The Hugging Face cache: `ls`, `rm <repo>`.
     Cache(cli::hub::CacheArgs),
+    /// Fine-tune on MEDI-format data (INSTRUCTOR's multitask contrastive training).
+    Train(cli::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Download(args) => cli::hub::download(args),
         Command::Cache(args) => cli::hub::cache(args),
+        Command::Train(args) => cli::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

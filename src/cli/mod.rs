@@ -3,6 +3,7 @@
 pub mod embed;
 pub mod eval;
 pub mod hub;
+pub mod train;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -43,16 +44,19 @@ impl ModelArgs {
 
     /// Loads the model in `dir` (from [`resolve`](Self::resolve)) as `--dtype` and `--device` say.
     pub fn load_from(&self, dir: &Path) -> Result<Instructor> {
-        let device = match self.device.as_str() {
+        let opts = LoadOptions {
+            dtype: self.dtype,
+            device: self.device()?,
+        };
+        Ok(Instructor::load(dir, &opts)?)
+    }
+
+    pub fn device(&self) -> Result<candle_core::Device> {
+        Ok(match self.device.as_str() {
             "cpu" => candle_core::Device::Cpu,
             "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
             other => anyhow::bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
-        };
-        let opts = LoadOptions {
-            dtype: self.dtype,
-            device,
-        };
-        Ok(Instructor::load(dir, &opts)?)
+        })
     }
 
     /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.

@@ -21,7 +21,9 @@ extern "C" {
 
 #[wasm_bindgen(start)]
 fn start() {
-    std::panic::set_hook(Box::new(|info| console_error(&format!("instructor-embed: {info}"))));
+    std::panic::set_hook(Box::new(|info| {
+        console_error(&format!("instructor-embed: {info}"))
+    }));
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
