@@ -16,6 +16,8 @@ import { normalized } from '../../www/app/vectors.js';
 
 const MODEL = 'tiny-relu-bin';
 const REPO = `fixtures/${MODEL}`;
+// Downloaded through a failure and a retry; the page then keeps it as its model.
+const RETRY_MODEL = 'tiny-gelu-st';
 const DOC_INSTRUCTION = 'Represent the Wikipedia document for retrieval: ';
 const QUERY_INSTRUCTION = 'Represent the question for retrieving supporting documents: ';
 const QUERY = 'what is the capital of France?';
@@ -23,11 +25,12 @@ const QUERY = 'what is the capital of France?';
 // Pairs whose reference embeddings exist (tests/fixtures/cases.jsonl, embedded by the Python
 // reference into tests/fixtures/expected/): the page must embed exactly these pairs. Texts with
 // line breaks cannot be one line of the text box, blank ones are dropped by the page.
-const cases = fixtureCases().map(([instruction, text], i) => ({ instruction, text, embedding: expected(MODEL).cases[i].embedding }));
+const cases = fixtureCases().map(([instruction, text], i) => ({ instruction, text, i }));
 const withInstruction = (instr) => cases.filter((c) => c.instruction === instr && c.text.trim() && !/[\r\n]/.test(c.text));
 const docs = withInstruction(DOC_INSTRUCTION);
 const query = withInstruction(QUERY_INSTRUCTION).find((c) => c.text === QUERY);
 const plain = withInstruction('');
+const embedding = (model, c) => expected(model).cases[c.i].embedding;
 
 const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'instructor-demo-shots-'));
 let web;
@@ -81,7 +84,8 @@ async function expectRanking(want, what) {
   if (!ok) assert.deepEqual(await shownRanking(), want, `${what}: ranking differs`);
 }
 
-const referenceRanking = () => rank(query.embedding, docs.map((d) => d.embedding)).map(({ index, score }) => ({ index, score }));
+const referenceRanking = (model = MODEL) =>
+  rank(embedding(model, query), docs.map((d) => embedding(model, d))).map(({ index, score }) => ({ index, score }));
 
 test('downloads a fixture model from the mirror with per-file progress', async () => {
   await page.goto(`${web.url}/?hub=${encodeURIComponent(hub.url)}`);
@@ -133,7 +137,7 @@ test('clustering matches k-means on the reference embeddings; the plot has one p
   await page.click('#cluster-button');
   await page.waitForFunction((n) => document.querySelectorAll('#cluster-plot circle').length === n, plain.length, { timeout: 30000 });
   const shown = await page.$$eval('#cluster-plot circle', (cs) => cs.map((c) => Number(c.dataset.cluster)));
-  const want = kmeans(plain.map((c) => normalized(c.embedding)), 2, { seed: 42 }).assignments;
+  const want = kmeans(plain.map((c) => normalized(embedding(MODEL, c))), 2, { seed: 42 }).assignments;
   assert.deepEqual(shown, [...want]);
   assert.equal(await page.$$eval('#cluster-table tbody tr', (r) => r.length), 2);
 
@@ -147,6 +151,29 @@ test('clustering matches k-means on the reference embeddings; the plot has one p
   assert.ok(fs.statSync(shot).size > 5000, 'the cluster screenshot is empty');
 });
 
+test('a download cut off by a vanished hub says what was kept, and Retry resumes it', async () => {
+  const errorsBefore = consoleErrors.length;
+  await hub.faults({ delay_ms_per_chunk: 150 });
+  await page.selectOption('#model-select', `fixtures/${RETRY_MODEL}`);
+  await page.click('#load-button');
+  await page.waitForFunction(() => document.querySelector('#downloads [data-file="model.safetensors"] progress')?.value > 0, null, { timeout: 30000 });
+  await hub.stop();
+  await page.waitForSelector('#model-error:not([hidden])', { timeout: 30000 });
+  assert.match(await page.textContent('#model-error-text'), /Download failed: .* are kept; Retry resumes where it stopped/);
+  assert.match(await page.textContent(`#cache-table tr[data-repo="fixtures/${RETRY_MODEL}"]`), /partial/);
+
+  hub = await startHub({ port: hub.port });
+  await page.click('#retry-button');
+  await page.waitForFunction((r) => document.getElementById('model-status').textContent.startsWith(`Loaded ${r}`), `fixtures/${RETRY_MODEL}`, { timeout: 60000 });
+  const ranged = (await hub.stats()).log.filter((l) => l.range && l.path.includes('model.safetensors'));
+  assert.ok(ranged.length >= 1, `the retry did not resume with Range: ${JSON.stringify((await hub.stats()).log)}`);
+  assert.ok(await page.isHidden('#model-error'));
+  await expectRanking(referenceRanking(RETRY_MODEL), `search with ${RETRY_MODEL}`);
+  // The browser logs the refused connections; those are the point of this test.
+  const caused = consoleErrors.splice(errorsBefore);
+  assert.ok(caused.every((e) => /net::ERR_|Failed to fetch/.test(e)), caused.join('\n'));
+});
+
 test('with the hub and the web server stopped, a reload still searches', async () => {
   await page.waitForFunction(() => document.getElementById('offline-status').dataset.state === 'ready', null, { timeout: 30000 });
   await hub.stop();
@@ -154,7 +181,7 @@ test('with the hub and the web server stopped, a reload still searches', async (
   await new Promise((r) => web.close(r));
   await page.reload();
   await page.waitForFunction(() => /from the cache/.test(document.getElementById('model-status').textContent), null, { timeout: 60000 });
-  await expectRanking(referenceRanking(), 'offline search');
+  await expectRanking(referenceRanking(RETRY_MODEL), 'offline search');
   assert.equal(await page.getAttribute('#offline-status', 'data-state'), 'ready');
   await page.screenshot({ path: path.join(shots, 'offline.png'), fullPage: true });
 });

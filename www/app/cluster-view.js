@@ -16,14 +16,18 @@ export class ClusterView {
 
   constructor() {
     fillDatalist($('cluster-presets'), CLUSTER_PRESETS);
-    $('cluster-instruction').value = CLUSTER_PRESETS[0];
+    this.#example();
     $('cluster-example').addEventListener('click', () => {
-      $('cluster-instruction').value = CLUSTER_PRESETS[0];
-      $('cluster-input').value = SCIENCE_TITLES.join('\n');
-      $('cluster-k').value = 4;
+      this.#example();
       this.run();
     });
     $('cluster-button').addEventListener('click', () => this.run());
+  }
+
+  #example() {
+    $('cluster-instruction').value = CLUSTER_PRESETS[0];
+    $('cluster-input').value = SCIENCE_TITLES.join('\n');
+    $('cluster-k').value = 4;
   }
 
   setEmbedder(embedder) {
@@ -65,7 +69,8 @@ export class ClusterView {
         `${texts.length} texts in ${Math.min(k, texts.length)} clusters (k-means++, seed ${seed}, ${iterations} iterations). ` +
         `The plot shows ${shown}% of the variance.`;
     } catch (e) {
-      if (e instanceof Superseded) return;
+      // A newer request took over (or the model changed under this one): its result is what counts.
+      if (e instanceof Superseded || generation !== this.#generation) return;
       $('cluster-progress').hidden = true;
       $('cluster-status').textContent = `Clustering failed: ${e.message}`;
     }

@@ -195,7 +195,10 @@ export class ModelPanel extends EventTarget {
           'free disk space or make storage persistent, then Retry: what was downloaded so far is kept.';
       }
       case 'NetworkError': {
-        const kept = Number.isFinite(e.loaded) ? ` ${formatBytes(e.loaded)} of ${formatBytes(e.total)} were kept;` : '';
+        const cached = (await InstructorWorker.cachedModels().catch(() => [])).find((m) => m.repo === entry.repo);
+        const kept = cached && !cached.complete
+          ? ` ${formatBytes(cached.size)} of ${formatBytes(cached.files.reduce((s, f) => s + f.size, 0))} are kept;`
+          : '';
         return `Download failed: ${e.message}.${kept} Retry resumes where it stopped.`;
       }
       case 'HubError':

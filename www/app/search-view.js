@@ -104,7 +104,8 @@ export class SearchView {
       $('search-status').textContent =
         `${docs.length} documents ranked in ${Math.round(performance.now() - started)} ms (cosine similarity).`;
     } catch (e) {
-      if (e instanceof Superseded) return;
+      // A newer request took over (or the model changed under this one): its result is what counts.
+      if (e instanceof Superseded || isStale()) return;
       $('search-progress').hidden = true;
       $('search-status').textContent = `Search failed: ${e.message}`;
     }
@@ -120,8 +121,8 @@ export class SearchView {
         return h('li', { dataset: { index, score } },
           h('span', { class: 'score' }, score.toFixed(4)),
           h('span', { class: 'bar', style: `width: ${Math.max(0, score) * 6}rem` }),
-          docs[index],
           moved ? h('span', { class: `move ${moved > 0 ? 'up' : 'down'}` }, moved > 0 ? `▲${moved}` : `▼${-moved}`) : '',
+          h('span', { class: 'text', title: docs[index] }, docs[index]),
         );
       }),
     );
