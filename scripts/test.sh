@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 
 echo "== native tests (cargo test)"
 cargo test --locked 2>&1
+
+echo "== demo page (www/): unit tests and headless Chromium"
+scripts/test-demo.sh
