@@ -10,9 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startHub, launchBrowser, expected, fixtureCases } from './harness.mjs';
 import { createServer } from '../../www/serve.mjs';
-import { rank } from '../../www/app/rank.js';
 import { kmeans } from '../../www/app/kmeans.js';
-import { normalized } from '../../www/app/vectors.js';
 
 const MODEL = 'tiny-relu-bin';
 const REPO = `fixtures/${MODEL}`;
@@ -31,6 +29,17 @@ const docs = withInstruction(DOC_INSTRUCTION);
 const query = withInstruction(QUERY_INSTRUCTION).find((c) => c.text === QUERY);
 const plain = withInstruction('');
 const embedding = (model, c) => expected(model).cases[c.i].embedding;
+const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+// The page asks the package for unit-length embeddings (encode's `normalize: true`).
+const unit = (v) => v.map((x) => x / Math.sqrt(dot(v, v)));
+
+/** Cosine ranking of `ds` for the query by the reference embeddings (worked out here, not by the page's code). */
+const referenceRanking = (model = MODEL, ds = docs) => {
+  const q = unit(embedding(model, query));
+  return ds
+    .map((d, index) => ({ index, score: dot(q, unit(embedding(model, d))) }))
+    .sort((a, b) => b.score - a.score);
+};
 
 const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'instructor-demo-shots-'));
 let web;
@@ -84,8 +93,6 @@ async function expectRanking(want, what) {
   if (!ok) assert.deepEqual(await shownRanking(), want, `${what}: ranking differs`);
 }
 
-const referenceRanking = (model = MODEL) =>
-  rank(embedding(model, query), docs.map((d) => embedding(model, d))).map(({ index, score }) => ({ index, score }));
 
 test('downloads a fixture model from the mirror with per-file progress', async () => {
   await page.goto(`${web.url}/?hub=${encodeURIComponent(hub.url)}`);
@@ -114,6 +121,17 @@ test('search ranks the documents as the reference embeddings do', async () => {
   await page.screenshot({ path: path.join(shots, 'search.png'), fullPage: true });
 });
 
+test('documents from a CSV file (quoted fields, text column) rank the same', async () => {
+  const reversed = [...docs].reverse();
+  const quote = (t) => `"${t.replaceAll('"', '""')}"`;
+  const csv = ['id,text', ...reversed.map((d, i) => `${i},${quote(d.text)}`)].join('\r\n');
+  await page.setInputFiles('#docs-file', { name: 'docs.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.waitForFunction((n) => document.getElementById('docs-source').textContent === `${n} documents from docs.csv`, docs.length);
+  await expectRanking(referenceRanking(MODEL, reversed), 'search over a CSV file');
+  await page.click('#docs-file-clear');
+  await expectRanking(referenceRanking(), 'search over the text box again');
+});
+
 test('changing the query instruction changes the scores, and changing it back restores them', async () => {
   const before = await shownRanking();
   await page.fill('#query-instruction', '');
@@ -137,7 +155,7 @@ test('clustering matches k-means on the reference embeddings; the plot has one p
   await page.click('#cluster-button');
   await page.waitForFunction((n) => document.querySelectorAll('#cluster-plot circle').length === n, plain.length, { timeout: 30000 });
   const shown = await page.$$eval('#cluster-plot circle', (cs) => cs.map((c) => Number(c.dataset.cluster)));
-  const want = kmeans(plain.map((c) => normalized(embedding(MODEL, c))), 2, { seed: 42 }).assignments;
+  const want = kmeans(plain.map((c) => unit(embedding(MODEL, c))), 2, { seed: 42 }).assignments;
   assert.deepEqual(shown, [...want]);
   assert.equal(await page.$$eval('#cluster-table tbody tr', (r) => r.length), 2);
 
@@ -172,6 +190,13 @@ test('a download cut off by a vanished hub says what was kept, and Retry resumes
   // The browser logs the refused connections; those are the point of this test.
   const caused = consoleErrors.splice(errorsBefore);
   assert.ok(caused.every((e) => /net::ERR_|Failed to fetch/.test(e)), caused.join('\n'));
+});
+
+test('Delete removes a cached model', async () => {
+  await page.click(`#cache-table tr[data-repo="${REPO}"] button`);
+  await page.waitForSelector(`#cache-table tr[data-repo="${REPO}"]`, { state: 'detached' });
+  const left = await page.evaluate(() => import('./app/package.js').then(({ InstructorWorker }) => InstructorWorker.cachedModels()));
+  assert.deepEqual(left.map((m) => m.repo), [`fixtures/${RETRY_MODEL}`]);
 });
 
 test('with the hub and the web server stopped, a reload still searches', async () => {

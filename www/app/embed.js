@@ -2,6 +2,8 @@
 // requests. The package embeds a whole list in one call; sending it in slices lets the page show
 // progress on long inputs and drop work nobody waits for any more (the user kept typing).
 
+import { rows } from './vectors.js';
+
 /** Pairs per encode call: small enough for frequent progress, large enough to batch well. */
 const SLICE = 16;
 
@@ -37,8 +39,8 @@ export class Embedder {
       if (isStale()) throw new Superseded();
       const slice = missing.slice(i, i + SLICE);
       // normalize: cosine becomes a dot product and k-means works on the unit sphere.
-      const { data, dims } = await this.#model.encode(slice, { normalize: true });
-      slice.forEach((p, j) => this.#cache.set(key(p), data.subarray(j * dims[1], (j + 1) * dims[1])));
+      const vectors = rows(await this.#model.encode(slice, { normalize: true }));
+      slice.forEach((p, j) => this.#cache.set(key(p), vectors[j]));
       onProgress(pairs.length - missing.length + i + slice.length, pairs.length);
     }
     if (isStale()) throw new Superseded();

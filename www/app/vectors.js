@@ -1,4 +1,4 @@
-// Row views, normalisation and cosine similarity over the package's `{ data, dims }` output.
+// Row views and cosine similarity over the package's `{ data, dims }` output.
 
 /** The rows of a row-major `{ data, dims: [n, dim] }` as subarray views (no copies). */
 export function rows({ data, dims: [n, dim] }) {
@@ -9,14 +9,6 @@ export function dot(a, b) {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
-}
-
-/** A unit-length copy (a zero vector stays zero rather than becoming NaN). */
-export function normalized(v) {
-  const norm = Math.sqrt(dot(v, v));
-  const out = new Float64Array(v.length);
-  if (norm > 0) for (let i = 0; i < v.length; i++) out[i] = v[i] / norm;
-  return out;
 }
 
 export function cosine(a, b) {
