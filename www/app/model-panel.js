@@ -78,7 +78,7 @@ export class ModelPanel extends EventTarget {
     if (prefs.device) $('device-select').value = prefs.device;
     $('hub-input').value = hubUrl();
     $('gpu-support').textContent = navigator.gpu
-      ? 'This browser has WebGPU.'
+      ? 'This browser has WebGPU (the line below says what the model runs on once loaded).'
       : 'This browser has no WebGPU: auto and WebGPU run on the CPU.';
 
     for (const id of ['model-select', 'dtype-select', 'device-select']) $(id).addEventListener('change', () => this.#showSizes());
@@ -125,10 +125,9 @@ export class ModelPanel extends EventTarget {
       (blocker ? ` ${blocker}` : '') + room;
   }
 
-  #error(message, { retry = true } = {}) {
+  #error(message) {
     $('model-error').hidden = !message;
     $('model-error-text').textContent = message ?? '';
-    $('retry-button').hidden = !retry;
   }
 
   /** Loads the selected model (from the cache when it is there); a retry resumes a download. */
