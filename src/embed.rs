@@ -3,7 +3,8 @@
 use crate::config::ModelConfig;
 use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
-use crate::model::{load_weights, Dtype, T5Encoder};
+use crate::model::{load_weights_from, Dtype, T5Encoder};
+use crate::source::{DirSource, ModelSource};
 use crate::pooling::{mean_pool, pooling_mask};
 use crate::tokenize::{InstructorTokenizer, Tokens};
 use candle_core::{Device, Tensor};
@@ -118,15 +119,28 @@ pub struct Instructor {
 impl Instructor {
     /// Loads a model folder in the sentence-transformers layout.
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        let config = ModelConfig::from_folder(dir)?;
-        let tokenizer = InstructorTokenizer::from_file(&config.tokenizer, config.do_lower_case)?;
-        let vb = load_weights(&config.weights, opts.dtype.to_candle(), &opts.device)?;
-        let encoder = T5Encoder::load(vb, &config.t5)
-            .map_err(|e| Error::weights(&config.weights, candle_message(&e)))?;
+        Self::from_source(&DirSource::new(dir), opts)
+    }
+
+    /// Loads a model from any [`ModelSource`]: a folder, or files held in memory (the browser).
+    /// A memory source's weight buffers are read tensor by tensor and can be dropped once this
+    /// returns.
+    pub fn from_source(src: &dyn ModelSource, opts: &LoadOptions) -> Result<Self> {
+        let config = ModelConfig::from_source(src)?;
+        let tokenizer_json = src.read(&config.relative(&config.tokenizer))?;
+        let tokenizer = InstructorTokenizer::from_bytes(&tokenizer_json, config.do_lower_case)
+            .map_err(|e| Error::config(&config.tokenizer, e))?;
+        drop(tokenizer_json);
+        let encoder = {
+            let data = src.open(&config.relative(&config.weights))?;
+            let vb = load_weights_from(data, &config.weights, opts.dtype.to_candle(), &opts.device)?;
+            T5Encoder::load(vb, &config.t5)
+                .map_err(|e| Error::weights(&config.weights, candle_message(&e)))?
+        };
         let heads = config
             .heads
             .iter()
-            .map(|h| Layer::load(h, &opts.device))
+            .map(|h| Layer::load_from(h, src, &config, &opts.device))
             .collect::<Result<_>>()?;
         Ok(Self {
             config,

@@ -27,6 +27,25 @@ impl Layer {
         }
     }
 
+    /// [`Layer::load`] with the weights read from `src` (paths in `head` are `config`'s).
+    pub fn load_from(
+        head: &Head,
+        src: &dyn crate::source::ModelSource,
+        config: &crate::config::ModelConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        match head {
+            Head::Normalize => Ok(Layer::Normalize),
+            Head::Dense(cfg) => {
+                let data = src.open(&config.relative(&cfg.weights))?;
+                let vb =
+                    crate::model::load_weights_from(data, &cfg.weights, DType::F32, device)?;
+                Self::dense_from(vb, cfg)
+                    .map_err(|e| Error::weights(&cfg.weights, candle_message(&e)))
+            }
+        }
+    }
+
     /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`).
     pub fn dense_from(
         vb: VarBuilder,

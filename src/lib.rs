@@ -26,7 +26,10 @@ pub mod head;
 pub mod hub;
 pub mod model;
 pub mod pooling;
+pub mod source;
 pub mod tokenize;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
 pub use error::{Error, Result};
