@@ -54,6 +54,7 @@ function listen(server) {
 
 before(async () => {
   assert.ok(docs.length >= 3 && query && plain.length >= 4, 'fixture cases changed: pick other texts');
+  console.log(`screenshots go to ${shots}`);
   web = createServer();
   web.url = await listen(web);
   hub = await startHub();
@@ -71,7 +72,6 @@ after(async () => {
   await hub?.stop();
   web?.closeAllConnections();
   web?.close();
-  console.log(`screenshots: ${shots}`);
 });
 
 /** The ranking the page shows: [{ index, score }]. */
