@@ -192,6 +192,14 @@ test('a download cut off by a vanished hub says what was kept, and Retry resumes
   assert.ok(caused.every((e) => /net::ERR_|Failed to fetch/.test(e)), caused.join('\n'));
 });
 
+test('asking for WebGPU where it cannot run falls back to the CPU and says so', async () => {
+  await page.selectOption('#device-select', 'webgpu');
+  await page.click('#load-button');
+  await page.waitForFunction(() => /Loaded/.test(document.getElementById('model-status').textContent), null, { timeout: 60000 });
+  assert.match(await page.textContent('#model-status'), /^WebGPU was not available \(.+\); running on the CPU instead\. Loaded .+ on the CPU/);
+  await expectRanking(referenceRanking(RETRY_MODEL), 'search after the fallback');
+});
+
 test('Delete removes a cached model', async () => {
   await page.click(`#cache-table tr[data-repo="${REPO}"] button`);
   await page.waitForSelector(`#cache-table tr[data-repo="${REPO}"]`, { state: 'detached' });
