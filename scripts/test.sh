@@ -9,3 +9,6 @@ cargo test --locked 2>&1
 
 echo "== browser tests (wasm package in headless Chromium)"
 scripts/test-browser.sh
+
+echo "== demo page (www/): unit tests and headless Chromium"
+scripts/test-demo.sh
