@@ -65,7 +65,7 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs) -> Result<()> {
     let defaults = DEFAULTS();
     let cfg = TrainConfig {
-        model: PathBuf::from(&args.model.model),
+        model: args.model.resolve()?,
         data: args.data,
         output: args.output,
         epochs: args.epochs,
