@@ -8,7 +8,9 @@
 use super::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use instructor::eval::cache::DiskCache;
-use instructor::eval::{data, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType};
+use instructor::eval::{
+    data, infer_model_table, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType,
+};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -39,9 +41,20 @@ pub struct EvalArgs {
     pub cache: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones.
+    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones
+    /// (after the model table of --instructions-for is applied).
     #[arg(long)]
     pub instructions: Option<PathBuf>,
+    /// Whose per-task instructions to use: base, large, xl (hkunlp/instructor-<size>, the
+    /// INSTRUCTOR repository's tables), another key of the table's `models`, or `none` for the
+    /// per-type defaults. Inferred from --model when that is hkunlp/instructor-<size> or a folder
+    /// named instructor-<size>; otherwise (fine-tunes) the defaults apply.
+    #[arg(long, value_name = "base|large|xl|MODEL|none")]
+    pub instructions_for: Option<String>,
+    /// Print each task's instructions (JSON lines: task, type, query, corpus, table) and exit
+    /// without loading the model or data.
+    #[arg(long)]
+    pub print_instructions: bool,
     /// `mteb` (2.x definitions) or `paper` (the INSTRUCTOR paper's mteb 1.0 fork).
     #[arg(long, default_value = "mteb")]
     pub protocol: String,
@@ -57,12 +70,35 @@ pub fn run(args: EvalArgs) -> Result<()> {
         p => bail!("--protocol: `{p}` (expected mteb or paper)"),
     };
     let mut table = TaskTable::builtin();
-    if let Some(path) = &args.instructions {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-        table.merge(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a task table", path.display()))?,
-        );
+    let user: Option<TaskTable> = match &args.instructions {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a task table", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if let Some(u) = &user {
+        table.merge_models(u.models.clone());
+    }
+    // The model table: --instructions-for wins over what --model implies.
+    let model_table = match args.instructions_for.as_deref() {
+        Some("none") => None,
+        Some(sel) => Some(
+            table
+                .model_name(sel)
+                .map_err(|e| anyhow!("--instructions-for: {e}"))?,
+        ),
+        None => infer_model_table(&args.model.model).map(str::to_string),
+    };
+    if let Some(m) = &model_table {
+        table.use_model(m).map_err(|e| anyhow!(e))?;
+    }
+    if let Some(u) = user {
+        table.merge(u);
     }
     let kind = match &args.task_type {
         Some(t) => {
@@ -83,6 +119,30 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .iter()
         .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
+    let table_name = model_table.as_deref().unwrap_or("defaults");
+    if args.print_instructions {
+        for spec in &specs {
+            // The model table this task's instructions came from, if it has the task.
+            let from = model_table.as_deref().filter(|m| {
+                table
+                    .models
+                    .get(*m)
+                    .is_some_and(|t| t.contains_key(&spec.name))
+            });
+            let line = serde_json::json!({
+                "task": spec.name,
+                "type": spec.kind,
+                "query": spec.query_instruction,
+                "corpus": spec.corpus_instruction,
+                "table": from,
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    if !args.model.quiet {
+        eprintln!("instructions: {table_name}");
+    }
 
     let model_dir = args.model.resolve()?;
     let model = args.model.load_from(&model_dir)?;

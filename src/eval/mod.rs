@@ -11,7 +11,9 @@ pub mod data;
 pub mod metrics;
 pub mod tasks;
 
-pub use tasks::{run_task, DatasetRef, TaskResult, TaskSpec, TaskTable};
+pub use tasks::{
+    infer_model_table, run_task, DatasetRef, TaskResult, TaskSpec, TaskTable, MODEL_TABLES,
+};
 
 use crate::{Embeddings, Input};
 

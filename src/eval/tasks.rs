@@ -41,6 +41,35 @@ pub struct TaskTable {
     pub defaults: HashMap<String, TaskEntry>,
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskEntry>,
+    /// Per-model tables (`hkunlp/instructor-large` -> task -> query/corpus): the INSTRUCTOR
+    /// repository's own instructions, applied with [`use_model`](Self::use_model).
+    #[serde(default)]
+    pub models: BTreeMap<String, BTreeMap<String, TaskEntry>>,
+}
+
+/// The shipped per-model tables' names, by their short names.
+pub const MODEL_TABLES: [(&str, &str); 3] = [
+    ("base", "hkunlp/instructor-base"),
+    ("large", "hkunlp/instructor-large"),
+    ("xl", "hkunlp/instructor-xl"),
+];
+
+/// The model table `--model` implies: `hkunlp/instructor-{base,large,xl}` for that hub id, a
+/// folder named `instructor-{base,large,xl}`, or that repo's hub-cache snapshot
+/// (`models--hkunlp--instructor-large/snapshots/<sha>`); `None` for anything else (a fine-tune
+/// in a folder of another name keeps the per-type defaults).
+pub fn infer_model_table(model: &str) -> Option<&'static str> {
+    let parts: Vec<String> = model
+        .split(['/', '\\'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    MODEL_TABLES.iter().find_map(|(short, full)| {
+        let name = format!("instructor-{short}");
+        let cached = format!("models--hkunlp--instructor-{short}");
+        let hit = parts.last() == Some(&name) || parts.iter().any(|p| *p == cached);
+        hit.then_some(*full)
+    })
 }
 
 impl TaskTable {
@@ -56,6 +85,53 @@ impl TaskTable {
         for (k, v) in other.tasks {
             merge_entry(self.tasks.entry(k).or_default(), v);
         }
+        self.merge_models(other.models);
+    }
+
+    /// Entries of `models` replace this table's per-model entries, field by field.
+    pub fn merge_models(&mut self, models: BTreeMap<String, BTreeMap<String, TaskEntry>>) {
+        for (m, tasks) in models {
+            let into = self.models.entry(m).or_default();
+            for (k, v) in tasks {
+                merge_entry(into.entry(k).or_default(), v);
+            }
+        }
+    }
+
+    /// The model table `selector` names: a key of `models`, or a short name (`base`, `large`,
+    /// `xl`) for `hkunlp/instructor-<short>`.
+    pub fn model_name(&self, selector: &str) -> Result<String, String> {
+        if self.models.contains_key(selector) {
+            return Ok(selector.to_string());
+        }
+        let full = MODEL_TABLES
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(selector))
+            .map(|(_, full)| full.to_string());
+        match full {
+            Some(f) if self.models.contains_key(&f) => Ok(f),
+            _ => Err(format!(
+                "no instruction table for `{selector}` (known: {})",
+                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// Makes the instructions of model table `model` (a key of `models`) the tasks' own: its
+    /// query/corpus replace the task entries'; tasks it lacks keep theirs (or the defaults).
+    /// A task only in the model table gets an entry without a type (give it with --task-type).
+    pub fn use_model(&mut self, model: &str) -> Result<(), String> {
+        let table = self
+            .models
+            .get(model)
+            .cloned()
+            .ok_or_else(|| format!("no instruction table for `{model}`"))?;
+        for (k, v) in table {
+            let into = self.tasks.entry(k).or_default();
+            into.query = v.query.or(into.query.take());
+            into.corpus = v.corpus.or(into.corpus.take());
+        }
+        Ok(())
     }
 
     /// Task names selected by `selector`: a task name, or a type (`sts`, `Retrieval`, ...) for
