@@ -17,6 +17,7 @@
 //! # Ok::<(), instructor::Error>(())
 //! ```
 
+pub mod backend;
 pub mod config;
 mod embed;
 mod error;
@@ -26,6 +27,7 @@ pub mod model;
 pub mod pooling;
 pub mod tokenize;
 
+pub use backend::BackendKind;
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
 pub use error::{Error, Result};
 pub use model::Dtype;

@@ -5,7 +5,7 @@ pub mod eval;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use instructor::{Dtype, Instructor, LoadOptions};
+use instructor::{BackendKind, Dtype, Instructor, LoadOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -18,7 +18,8 @@ pub struct ModelArgs {
     /// Precision of the encoder's matrix products.
     #[arg(long, default_value = "f32")]
     pub dtype: Dtype,
-    /// Where to run: cpu, or cuda (build with `--features cuda`).
+    /// Where to run: cpu, cuda (build with `--features cuda`), wgpu (build with
+    /// `--features wgpu`), or auto (wgpu when a hardware GPU fits the model, else cpu).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars.
@@ -28,16 +29,28 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Instructor> {
-        let device = match self.device.as_str() {
-            "cpu" => candle_core::Device::Cpu,
-            "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
-            other => anyhow::bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
+        let (device, backend) = match self.device.as_str() {
+            "cpu" => (candle_core::Device::Cpu, BackendKind::Candle),
+            "cuda" => (
+                candle_core::Device::new_cuda(0).context("--device cuda")?,
+                BackendKind::Candle,
+            ),
+            "wgpu" => (candle_core::Device::Cpu, BackendKind::Wgpu),
+            "auto" => (candle_core::Device::Cpu, BackendKind::Auto),
+            other => anyhow::bail!(
+                "--device: unknown device `{other}` (expected cpu, cuda, wgpu or auto)"
+            ),
         };
         let opts = LoadOptions {
             dtype: self.dtype,
             device,
+            backend,
         };
-        Ok(Instructor::load(&self.model, &opts)?)
+        let model = Instructor::load(&self.model, &opts)?;
+        if let (Some(why), false) = (model.fallback_reason(), self.quiet) {
+            eprintln!("--device auto: running on {} ({why})", model.backend());
+        }
+        Ok(model)
     }
 
     /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.
