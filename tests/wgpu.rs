@@ -13,7 +13,7 @@ use instructor::backend::wgpu::{testing, Act, Gpu, Mode, Storage, WgpuEncoder, W
 use instructor::config::ModelConfig;
 use instructor::head::Layer;
 use instructor::model::{load_weights, T5Encoder};
-use instructor::{BackendKind, Dtype, EncodeOptions, Instructor, LoadOptions};
+use instructor::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
 use std::sync::OnceLock;
 
 /// The shared device for kernel tests, or `None` (after saying so) when there is no adapter.
@@ -246,6 +246,19 @@ fn pooling_matches_cpu_with_instruction_masks() {
     }
 }
 
+/// The fixture cases shorter than 300 tokens (24 of 29, one of 219 tokens spanning several
+/// attention tiles): lavapipe takes seconds over the five longest, so only the reference-parity
+/// test runs those.
+fn short_cases() -> Vec<Input> {
+    let exp = expected(MODELS[0]);
+    cases()
+        .into_iter()
+        .zip(&exp.cases)
+        .filter(|(_, e)| e.input_ids.len() < 300)
+        .map(|(c, _)| c)
+        .collect()
+}
+
 fn load(name: &str, backend: BackendKind, dtype: Dtype) -> Instructor {
     let opts = LoadOptions {
         backend,
@@ -261,36 +274,34 @@ fn models_match_candle_and_reference_within_1e4() {
         return;
     }
     let inputs = cases();
+    let short = short_cases();
+    let normalized = EncodeOptions {
+        normalize: true,
+        ..Default::default()
+    };
     for name in MODELS {
         let cpu = load(name, BackendKind::Candle, Dtype::F32);
         let gpu = load(name, BackendKind::Wgpu, Dtype::F32);
         assert!(gpu.backend().starts_with("wgpu"), "{}", gpu.backend());
         let exp = expected(name);
-        for normalize in [false, true] {
-            let opts = EncodeOptions {
-                normalize,
-                ..Default::default()
-            };
-            let want = cpu.encode(&inputs, &opts).unwrap();
-            let got = gpu.encode(&inputs, &opts).unwrap();
-            let d = max_abs_diff(&got.data, &want.data);
-            eprintln!("{name} normalize={normalize}: |wgpu - candle| = {d:.2e}");
-            assert!(d < 1e-4, "{name} normalize={normalize}: {d}");
-            for (i, e) in exp.cases.iter().enumerate() {
-                let reference = match normalize {
-                    false => &e.embedding,
-                    true => e.embedding_normalized.as_ref().unwrap_or(&e.embedding),
-                };
-                if normalize && e.embedding_normalized.is_none() {
-                    continue;
-                }
-                let d = max_abs_diff(got.row(i), reference);
-                assert!(d < 1e-4, "{name} case {i} vs Python: {d}");
-            }
+        let want = cpu.encode(&inputs, &Default::default()).unwrap();
+        let got = gpu.encode(&inputs, &Default::default()).unwrap();
+        let d = max_abs_diff(&got.data, &want.data);
+        eprintln!("{name}: |wgpu - candle| = {d:.2e}");
+        assert!(d < 1e-4, "{name}: {d}");
+        for (i, e) in exp.cases.iter().enumerate() {
+            let d = max_abs_diff(got.row(i), &e.embedding);
+            assert!(d < 1e-4, "{name} case {i} vs Python: {d}");
         }
-        // Token states too (the reference's `output_value='token_embeddings'`).
-        let want = cpu.encode_tokens(&inputs, &Default::default()).unwrap();
-        let got = gpu.encode_tokens(&inputs, &Default::default()).unwrap();
+        // The extra normalisation and the token states (`output_value='token_embeddings'`).
+        let want = cpu.encode(&short, &normalized).unwrap();
+        let got = gpu.encode(&short, &normalized).unwrap();
+        assert!(
+            max_abs_diff(&got.data, &want.data) < 1e-4,
+            "{name} normalized"
+        );
+        let want = cpu.encode_tokens(&short, &Default::default()).unwrap();
+        let got = gpu.encode_tokens(&short, &Default::default()).unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g.ids, w.ids);
             assert!(max_abs_diff(&g.data, &w.data) < 1e-4, "{name} token states");
@@ -303,7 +314,7 @@ fn f16_storage_within_bound() {
     if gpu().is_none() {
         return;
     }
-    let inputs = cases();
+    let inputs = short_cases();
     for name in MODELS {
         let want = load(name, BackendKind::Candle, Dtype::F32)
             .encode(&inputs, &Default::default())
@@ -324,7 +335,7 @@ fn batch_size_does_not_change_embeddings() {
     if gpu().is_none() {
         return;
     }
-    let inputs = cases();
+    let inputs = short_cases();
     let model = load("tiny-gelu-st", BackendKind::Wgpu, Dtype::F32);
     let all = model.encode(&inputs, &Default::default()).unwrap();
     for batch_size in [1, 3, 7] {
@@ -358,7 +369,7 @@ fn weights_split_across_bindings_give_the_same_result() {
         .collect::<Result<_, _>>()
         .unwrap();
     let model = Instructor::load(&dir, &LoadOptions::default()).unwrap();
-    let tokens = model.tokenize(&cases(), None).unwrap();
+    let tokens = model.tokenize(&short_cases(), None).unwrap();
     let run = |max_binding_bytes| {
         let opts = WgpuOptions {
             storage: Storage::F32,
@@ -379,7 +390,7 @@ fn lost_device_is_an_error_and_the_model_loads_again() {
     if gpu().is_none() {
         return;
     }
-    let inputs = cases();
+    let inputs = short_cases();
     let model = load("tiny-relu-bin", BackendKind::Wgpu, Dtype::F32);
     let before = model.encode(&inputs, &Default::default()).unwrap();
     model.wgpu().unwrap().gpu().device().destroy();

@@ -46,6 +46,8 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     /// Why the device was lost, once it is (set by wgpu's callback).
     lost: Arc<Mutex<Option<String>>>,
+    /// An error raised outside the error scopes (reported by the next call).
+    uncaptured: Arc<Mutex<Option<String>>>,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     /// Bound where a kernel's optional input is absent (a Dense layer without bias, the L2 norm's
     /// weight): WebGPU has no null bindings.
@@ -80,9 +82,10 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             *slot.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
-        // Errors outside an error scope would panic by default; every batch runs in scopes, so
-        // anything else is reported at the next batch through `lost`.
-        let slot = lost.clone();
+        // Errors outside an error scope (e.g. compiling a kernel while recording) would panic by
+        // default; they are kept and returned by the next call instead.
+        let uncaptured = Arc::new(Mutex::new(None));
+        let slot = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             slot.lock().unwrap().get_or_insert(e.to_string());
         }));
@@ -97,6 +100,7 @@ impl Gpu {
             queue,
             info,
             lost,
+            uncaptured,
             pipelines: Mutex::new(HashMap::new()),
             dummy,
         })
@@ -128,11 +132,15 @@ impl Gpu {
         l.max_storage_buffer_binding_size.min(l.max_buffer_size)
     }
 
+    /// Fails once the device is lost, or with an error raised outside the error scopes.
     fn check_alive(&self) -> Result<()> {
-        match &*self.lost.lock().unwrap() {
-            Some(why) => Err(Error::Gpu(format!(
+        if let Some(why) = &*self.lost.lock().unwrap() {
+            return Err(Error::Gpu(format!(
                 "GPU device lost ({why}); load the model again"
-            ))),
+            )));
+        }
+        match self.uncaptured.lock().unwrap().take() {
+            Some(e) => Err(Error::Gpu(format!("{}: {e}", self.name()))),
             None => Ok(()),
         }
     }
