@@ -4,7 +4,8 @@
 //!
 //! Data flows through the modules in this order:
 //! [`config`] (model folder) → [`tokenize`] → [`model`] (T5 encoder) → [`pooling`] → [`head`]
-//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path.
+//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path. The encoder,
+//! pooling and head run on a [`backend`]: candle (CPU/CUDA), or wgpu with the `wgpu` feature.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};

@@ -68,10 +68,12 @@ impl CandleBackend {
 }
 
 /// A model's encoder on one backend.
+// One per loaded model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Candle(CandleBackend),
     #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
-    Wgpu(Box<wgpu::WgpuEncoder>),
+    Wgpu(wgpu::WgpuEncoder),
 }
 
 impl Backend {
@@ -200,7 +202,7 @@ fn gpu_backend(
         storage,
         max_binding_bytes: None,
     };
-    Ok(Backend::Wgpu(Box::new(wgpu::WgpuEncoder::new_blocking(
+    Ok(Backend::Wgpu(wgpu::WgpuEncoder::new_blocking(
         gpu, encoder, heads, opts,
-    )?)))
+    )?))
 }

@@ -251,8 +251,8 @@ impl WgpuEncoder {
         pollster::block_on(self.hidden(batch))
     }
 
-    /// Activation buffers for at least `tokens`, `inputs` and sequences of `max_len`, reusing the
-    /// current ones when they are large enough.
+    /// Activation buffers for at least `tokens`, `inputs` and sequences of `max_len`, reusing
+    /// `slot`'s when they are large enough (growing to the largest batch seen otherwise).
     fn buffers(&self, slot: &mut Option<Buffers>, tokens: u32, inputs: u32, max_len: u32) {
         if let Some(b) = slot {
             if b.tokens >= tokens && b.inputs >= inputs && b.max_len >= max_len {
@@ -312,7 +312,9 @@ impl WgpuEncoder {
         let (seqs, tiles) = layout(batch.iter().map(|t| (t.ids.len(), t.instruction_len)));
         let max_len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0) as u32;
 
-        let mut slot = self.buffers.lock().unwrap();
+        // The pool is taken out for the batch (no lock is held across the await): a concurrent
+        // batch finds it empty and allocates its own, and the larger of the two is kept.
+        let mut slot = self.buffers.lock().unwrap().take();
         self.buffers(&mut slot, t, n, max_len);
         let b = slot.as_mut().expect("allocated above");
         let g = &self.gpu;
@@ -331,8 +333,14 @@ impl WgpuEncoder {
                 (out, (n * width) as usize)
             }
         };
-        g.run(pass, &mut b.params, &mut b.staging, (&read.0, read.1))
-            .await
+        let out = g
+            .run(pass, &mut b.params, &mut b.staging, (&read.0, read.1))
+            .await;
+        let mut pool = self.buffers.lock().unwrap();
+        if pool.as_ref().is_none_or(|p| p.tokens < b.tokens) {
+            *pool = slot;
+        }
+        out
     }
 
     /// Token ids → final-norm states in `b.h`.
