@@ -6,3 +6,9 @@ cd "$(dirname "$0")/.."
 
 echo "== native tests (cargo test)"
 cargo test --locked 2>&1
+
+echo "== browser tests (wasm package in headless Chromium)"
+scripts/test-browser.sh
+
+echo "== demo page (www/): unit tests and headless Chromium"
+scripts/test-demo.sh

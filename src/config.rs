@@ -15,6 +15,7 @@
 //! ([`Module::files`]) before any of them is on disk.
 
 use crate::error::{Error, Result};
+use crate::source::{DirSource, ModelSource};
 use candle_transformers::models::t5;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -162,19 +163,19 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Reads and checks a model folder.
     pub fn from_folder(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        if !root.is_dir() {
-            return Err(Error::config(
-                root,
-                "not a model folder (no such directory)",
-            ));
-        }
-        let modules_file = root.join("modules.json");
-        let modules = parse_modules(&read(&modules_file)?, &modules_file)?;
+        Self::from_source(&DirSource::new(root))
+    }
 
-        let config_file = root.join("config.json");
-        let t5: T5Config = parse_json(&config_file)?;
-        check_t5(&t5, &config_file)?;
+    /// Reads and checks a model from any source (a folder, or files fetched into memory). Paths
+    /// in the result are `source.root()` joined with the file's name.
+    pub fn from_source(src: &dyn ModelSource) -> Result<Self> {
+        src.check()?;
+        let root = src.root();
+        let modules_file = root.join("modules.json");
+        let modules = parse_modules(&read(src, "modules.json")?, &modules_file)?;
+
+        let t5: T5Config = parse_json(src, "config.json")?;
+        check_t5(&t5, &root.join("config.json"))?;
 
         #[derive(Deserialize)]
         struct SbertConfig {
@@ -182,9 +183,8 @@ impl ModelConfig {
             #[serde(default)]
             do_lower_case: bool,
         }
-        let sbert_file = root.join("sentence_bert_config.json");
-        let sbert: SbertConfig = if sbert_file.exists() {
-            parse_json(&sbert_file)?
+        let sbert: SbertConfig = if src.exists("sentence_bert_config.json") {
+            parse_json(src, "sentence_bert_config.json")?
         } else {
             SbertConfig {
                 max_seq_length: None,
@@ -197,13 +197,13 @@ impl ModelConfig {
         for module in &modules {
             match module.kind {
                 ModuleKind::Transformer => {}
-                ModuleKind::Pooling => check_pooling(&root.join(module.join("config.json")), dim)?,
+                ModuleKind::Pooling => check_pooling(src, &module.join("config.json"), dim)?,
                 ModuleKind::Dense => {
-                    let file = root.join(module.join("config.json"));
-                    let dense = parse_dense(&file, root, module)?;
+                    let file = module.join("config.json");
+                    let dense = parse_dense(src, &file, module)?;
                     if dense.in_features != dim {
                         return Err(Error::config(
-                            &file,
+                            root.join(&file),
                             format!(
                                 "in_features is {} but the previous layer gives {dim}",
                                 dense.in_features
@@ -221,8 +221,8 @@ impl ModelConfig {
             root: root.to_path_buf(),
             max_seq_length: sbert.max_seq_length.unwrap_or(512),
             do_lower_case: sbert.do_lower_case,
-            tokenizer: existing(root.join("tokenizer.json"))?,
-            weights: find_weights(root, &modules[0])?,
+            tokenizer: existing(src, "tokenizer.json")?,
+            weights: find_weights(src, &modules[0])?,
             t5,
             heads,
         })
@@ -239,30 +239,57 @@ impl ModelConfig {
             })
             .unwrap_or(self.t5.d_model)
     }
+
+    /// The name of `path` (one of this config's paths) relative to the root, as a source knows it.
+    pub fn relative(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        rel.components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+/// Every file a model needs besides its weights, and for each weighted module its candidate
+/// weight files (the first present one is used), from `modules.json`. What the downloaders (the
+/// native hub client and the browser's) fetch.
+pub fn needed_files(modules: &[Module]) -> (Vec<String>, Vec<Vec<String>>) {
+    let files = std::iter::once("modules.json".to_string())
+        .chain(modules.iter().flat_map(|m| m.files()))
+        .collect();
+    let weights = modules
+        .iter()
+        .map(|m| m.weight_files())
+        .filter(|w| !w.is_empty())
+        .collect();
+    (files, weights)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    serde_json::from_str(&read(path)?).map_err(|e| Error::config(path, e))
+fn read(src: &dyn ModelSource, file: &str) -> Result<String> {
+    let bytes = src.read(file)?;
+    String::from_utf8(bytes).map_err(|e| Error::config(src.root().join(file), e))
 }
 
-fn existing(path: PathBuf) -> Result<PathBuf> {
-    if path.is_file() {
+fn parse_json<T: serde::de::DeserializeOwned>(src: &dyn ModelSource, file: &str) -> Result<T> {
+    serde_json::from_str(&read(src, file)?).map_err(|e| Error::config(src.root().join(file), e))
+}
+
+fn existing(src: &dyn ModelSource, file: &str) -> Result<PathBuf> {
+    let path = src.root().join(file);
+    if src.exists(file) {
         Ok(path)
     } else {
         Err(Error::config(path, "missing file"))
     }
 }
 
-fn find_weights(root: &Path, module: &Module) -> Result<PathBuf> {
+fn find_weights(src: &dyn ModelSource, module: &Module) -> Result<PathBuf> {
+    let root = src.root();
     let candidates = module.weight_files();
     candidates
         .iter()
+        .find(|f| src.exists(f))
         .map(|f| root.join(f))
-        .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::config(
                 root.join(if module.path.is_empty() {
@@ -294,7 +321,8 @@ fn check_t5(t5: &T5Config, file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_pooling(file: &Path, dim: usize) -> Result<()> {
+fn check_pooling(src: &dyn ModelSource, rel: &str, dim: usize) -> Result<()> {
+    let file = &src.root().join(rel);
     #[derive(Deserialize)]
     struct Pooling {
         word_embedding_dimension: usize,
@@ -307,7 +335,7 @@ fn check_pooling(file: &Path, dim: usize) -> Result<()> {
         #[serde(default)]
         pooling_mode_mean_sqrt_len_tokens: bool,
     }
-    let p: Pooling = parse_json(file)?;
+    let p: Pooling = parse_json(src, rel)?;
     if !p.pooling_mode_mean_tokens
         || p.pooling_mode_cls_token
         || p.pooling_mode_max_tokens
@@ -330,7 +358,8 @@ fn check_pooling(file: &Path, dim: usize) -> Result<()> {
     Ok(())
 }
 
-fn parse_dense(file: &Path, root: &Path, module: &Module) -> Result<DenseConfig> {
+fn parse_dense(src: &dyn ModelSource, rel: &str, module: &Module) -> Result<DenseConfig> {
+    let file = &src.root().join(rel);
     #[derive(Deserialize)]
     struct Dense {
         in_features: usize,
@@ -346,7 +375,7 @@ fn parse_dense(file: &Path, root: &Path, module: &Module) -> Result<DenseConfig>
     fn identity() -> String {
         "torch.nn.modules.linear.Identity".into()
     }
-    let d: Dense = parse_json(file)?;
+    let d: Dense = parse_json(src, rel)?;
     let activation = match d.activation_function.rsplit('.').next().unwrap_or_default() {
         "Identity" => DenseActivation::Identity,
         "Tanh" => DenseActivation::Tanh,
@@ -368,6 +397,6 @@ fn parse_dense(file: &Path, root: &Path, module: &Module) -> Result<DenseConfig>
         out_features: d.out_features,
         bias: d.bias,
         activation,
-        weights: find_weights(root, module)?,
+        weights: find_weights(src, module)?,
     })
 }

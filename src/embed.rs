@@ -1,12 +1,14 @@
 //! [`Instructor`]: the one encode path, from pairs to embeddings.
 
 use crate::backend::{Backend, BackendKind};
-use crate::config::ModelConfig;
+use crate::config::{Head, ModelConfig};
 use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
-use crate::model::{load_weights, Dtype, T5Encoder};
+use crate::model::{load_weights_from, Dropout, Dtype, T5Encoder};
+use crate::source::{DirSource, ModelSource};
 use crate::tokenize::{InstructorTokenizer, Tokens};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use std::path::Path;
 
 /// One input: an instruction (may be empty) and the text it applies to.
@@ -122,15 +124,43 @@ pub struct Instructor {
 impl Instructor {
     /// Loads a model folder in the sentence-transformers layout.
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        let config = ModelConfig::from_folder(dir)?;
-        let tokenizer = InstructorTokenizer::from_file(&config.tokenizer, config.do_lower_case)?;
-        let vb = load_weights(&config.weights, opts.dtype.to_candle(), &opts.device)?;
-        let encoder = T5Encoder::load(vb, &config.t5)
+        Self::from_source(&DirSource::new(dir), opts)
+    }
+
+    /// Loads a model from any [`ModelSource`]: a folder, or files held in memory (the browser).
+    /// A memory source's weight buffers are read tensor by tensor and can be dropped once this
+    /// returns.
+    pub fn from_source(src: &dyn ModelSource, opts: &LoadOptions) -> Result<Self> {
+        Self::from_source_with(src, opts, |_, vb| Ok(vb))
+    }
+
+    /// Like [`from_source`](Self::from_source), with each weights file's `VarBuilder` (the
+    /// encoder's, then each Dense layer's) passed through `weights(file, vb)` before the model
+    /// reads it. Training wraps it so that every tensor handed out becomes a trainable `Var`.
+    pub fn from_source_with(
+        src: &dyn ModelSource,
+        opts: &LoadOptions,
+        weights: impl Fn(&Path, VarBuilder<'static>) -> Result<VarBuilder<'static>>,
+    ) -> Result<Self> {
+        let config = ModelConfig::from_source(src)?;
+        let tokenizer_json = src.read(&config.relative(&config.tokenizer))?;
+        let tokenizer = InstructorTokenizer::from_bytes(&tokenizer_json, config.do_lower_case)
+            .map_err(|e| Error::config(&config.tokenizer, e))?;
+        drop(tokenizer_json);
+        let open = |file: &Path, dtype: DType| {
+            let data = src.open(&config.relative(file))?;
+            weights(file, load_weights_from(data, file, dtype, &opts.device)?)
+        };
+        let encoder = T5Encoder::load(open(&config.weights, opts.dtype.to_candle())?, &config.t5)
             .map_err(|e| Error::weights(&config.weights, candle_message(&e)))?;
         let heads = config
             .heads
             .iter()
-            .map(|h| Layer::load(h, &opts.device))
+            .map(|h| match h {
+                Head::Normalize => Ok(Layer::Normalize),
+                Head::Dense(cfg) => Layer::dense_from(open(&cfg.weights, DType::F32)?, cfg)
+                    .map_err(|e| Error::weights(&cfg.weights, candle_message(&e))),
+            })
             .collect::<Result<_>>()?;
         let (backend, fallback_reason) = Backend::new(encoder, heads, opts)?;
         Ok(Self {
@@ -173,10 +203,10 @@ impl Instructor {
         })
     }
 
-    /// Embeddings `[batch, dim]` of one padded batch as a tensor, with training-time dropout when
+    /// Embeddings `[batch, dim]` of one packed batch as a tensor, with training-time dropout when
     /// given: the forward pass training differentiates through (inference goes through it too).
     /// Needs the candle backend.
-    pub fn forward(&self, batch: &Batch, dropout: Option<f32>) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, batch: &Batch, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
         self.backend.candle()?.forward(batch, dropout)
     }
 

@@ -29,6 +29,9 @@ pub enum Error {
     /// The GPU backend failed: no adapter, a lost device, a kernel or memory error.
     #[error("gpu: {0}")]
     Gpu(String),
+    /// Training cannot go on (a NaN loss, a checkpoint that does not fit the run).
+    #[error("{0}")]
+    Train(String),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

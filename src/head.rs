@@ -1,8 +1,7 @@
 //! What follows pooling in `modules.json`: sentence-transformers' Dense and Normalize layers.
 
-use crate::config::{DenseActivation, Head};
-use crate::error::{candle_message, Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use crate::config::DenseActivation;
+use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
 
 /// A loaded head layer.
@@ -16,17 +15,6 @@ pub enum Layer {
 }
 
 impl Layer {
-    pub fn load(head: &Head, device: &Device) -> Result<Self> {
-        match head {
-            Head::Normalize => Ok(Layer::Normalize),
-            Head::Dense(cfg) => {
-                let vb = crate::model::load_weights(&cfg.weights, DType::F32, device)?;
-                Self::dense_from(vb, cfg)
-                    .map_err(|e| Error::weights(&cfg.weights, candle_message(&e)))
-            }
-        }
-    }
-
     /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`).
     pub fn dense_from(
         vb: VarBuilder,

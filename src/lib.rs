@@ -4,8 +4,9 @@
 //!
 //! Data flows through the modules in this order:
 //! [`config`] (model folder) → [`tokenize`] → [`model`] (T5 encoder) → [`pooling`] → [`head`]
-//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path. The encoder,
-//! pooling and head run on a [`backend`]: candle (CPU/CUDA), or wgpu with the `wgpu` feature.
+//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path, and the
+//! forward pass [`train`] fine-tunes through. The encoder, pooling and head run on a [`backend`]:
+//! candle (CPU/CUDA), or wgpu with the `wgpu` feature.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
@@ -24,9 +25,16 @@ mod embed;
 mod error;
 pub mod eval;
 pub mod head;
+#[cfg(all(feature = "hub", not(target_arch = "wasm32")))]
+pub mod hub;
 pub mod model;
 pub mod pooling;
+pub mod source;
 pub mod tokenize;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use backend::BackendKind;
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};

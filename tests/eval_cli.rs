@@ -1,6 +1,9 @@
 //! `instructor eval` end to end on the tiny fixture model and tiny committed datasets: result
 //! files in mteb 2.x's layout whose numbers equal the metrics recomputed from the embeddings,
-//! and a rerun served from the embedding cache.
+//! a rerun served from the embedding cache, and datasets fetched from the mock hub.
+
+#[path = "support/mock_hub.rs"]
+mod mock_hub;
 
 use instructor::eval::metrics::{correlation, ranking, similarity::cosine};
 use instructor::eval::TaskTable;
@@ -16,31 +19,54 @@ const MODEL: &str = concat!(
 );
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/data");
 
-fn eval(out: &Path, task: &str, kind: &str) {
-    let status = Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args([
-            "eval",
-            "--model",
-            MODEL,
-            "--data",
-            DATA,
-            "--quiet",
-            "--tasks",
-            task,
-            "--task-type",
-            kind,
-        ])
+/// Runs `instructor eval` on the fixture model with `args`, writing into `out`; `env` is set
+/// for the child only (the tests run in parallel threads).
+/// Returns what it wrote to stderr.
+fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_instructor"));
+    cmd.args(["eval", "--model", MODEL, "--quiet"])
+        .args(args)
         .arg("--output")
         .arg(out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "instructor eval {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+fn eval(out: &Path, task: &str, kind: &str) {
+    eval_with(
+        out,
+        &["--data", DATA, "--tasks", task, "--task-type", kind],
+        &[],
+    );
+}
+
+/// The `N texts embedded` count `instructor eval` reports for `task`.
+fn embedded(stderr: &str, task: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{task}: ")))
+        .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
+    let (_, rest) = line.split_once("; ").unwrap();
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+fn result_file(out: &Path, task: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join(format!("{task}.json"))).unwrap())
+        .unwrap()
 }
 
 fn split_scores(out: &Path, task: &str) -> serde_json::Map<String, Value> {
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join(format!("{task}.json"))).unwrap())
-            .unwrap();
+    let file = result_file(out, task);
     assert_eq!(file["task_name"], task);
     assert!(file["mteb_version"].is_string() && file["dataset_revision"].is_string());
     assert!(file["evaluation_time"].as_f64().unwrap() >= 0.0);
@@ -206,4 +232,224 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
             }
         })
         .collect()
+}
+
+/// A task whose folder is not under `--data` is fetched from its hub dataset (named in the task
+/// table) into the Hugging Face cache, scores as the same data read locally, and reruns offline
+/// from the cache once the hub is gone.
+#[test]
+fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
+    let hub = mock_hub::MockHub::start(0).unwrap();
+    hub.add_folders("datasets/fixtures", Path::new(DATA))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
+    std::fs::create_dir(&empty).unwrap();
+    let table = tmp.path().join("tasks.json");
+    let entry = |kind: &str, repo: &str| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
+    std::fs::write(
+        &table,
+        serde_json::json!({"tasks": {
+            "HubSTS": entry("sts", "fixtures/TinySTS"),
+            "HubRetrieval": entry("retrieval", "fixtures/TinyRetrieval"),
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let args = [
+        "--data",
+        empty.to_str().unwrap(),
+        "--instructions",
+        table.to_str().unwrap(),
+        "--tasks",
+        "HubSTS,HubRetrieval",
+    ];
+    let (url, cache_str) = (hub.url(), cache.to_str().unwrap().to_string());
+    let online = tmp.path().join("online");
+    eval_with(
+        &online,
+        &args,
+        &[("HF_ENDPOINT", &url), ("HF_HUB_CACHE", &cache_str)],
+    );
+
+    // The files the readers need, at the commit `main` resolved to; nothing else was asked for.
+    let sts_commit = hub.commit("datasets/fixtures/TinySTS");
+    let ret_commit = hub.commit("datasets/fixtures/TinyRetrieval");
+    assert_eq!(
+        result_file(&online, "HubSTS")["dataset_revision"],
+        sts_commit
+    );
+    assert_eq!(
+        result_file(&online, "HubRetrieval")["dataset_revision"],
+        ret_commit
+    );
+    let snap = |repo: &str, commit: &str| cache.join(repo).join("snapshots").join(commit);
+    assert!(snap("datasets--fixtures--TinySTS", &sts_commit)
+        .join("test.jsonl")
+        .is_file());
+    for f in ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"] {
+        assert!(snap("datasets--fixtures--TinyRetrieval", &ret_commit)
+            .join(f)
+            .is_file());
+    }
+    let stats = hub.stats();
+    assert!(stats
+        .log
+        .iter()
+        .all(|l| l.path.starts_with("/datasets/fixtures/")));
+    assert!(
+        stats.to(".gz").is_empty(),
+        "asked for .gz though .jsonl exists"
+    );
+
+    // Same scores as the committed folders read locally.
+    let local = tmp.path().join("local");
+    eval(&local, "TinySTS", "sts");
+    eval(&local, "TinyRetrieval", "retrieval");
+    let strip = |mut s: serde_json::Map<String, Value>| {
+        s.remove("evaluation_time");
+        s
+    };
+    assert_eq!(
+        strip(split_scores(&online, "HubSTS")),
+        strip(split_scores(&local, "TinySTS"))
+    );
+    assert_eq!(
+        split_scores(&online, "HubRetrieval")["ndcg_at_10"],
+        split_scores(&local, "TinyRetrieval")["ndcg_at_10"]
+    );
+
+    // Offline, with the hub gone: the cache alone answers.
+    drop(hub);
+    let offline = tmp.path().join("offline");
+    eval_with(
+        &offline,
+        &args,
+        &[
+            ("HF_ENDPOINT", &url),
+            ("HF_HUB_CACHE", &cache_str),
+            ("HF_HUB_OFFLINE", "1"),
+        ],
+    );
+    assert_eq!(
+        split_scores(&offline, "HubSTS")["main_score"],
+        split_scores(&online, "HubSTS")["main_score"]
+    );
+    assert_eq!(
+        result_file(&offline, "HubSTS")["dataset_revision"],
+        sts_commit
+    );
+}
+
+/// A task neither under `--data` nor naming a hub dataset: the error names the folder looked in.
+#[test]
+fn a_task_with_no_folder_and_no_dataset_names_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_instructor"))
+        .args(["eval", "--model", MODEL, "--quiet", "--tasks", "Nowhere"])
+        .args(["--task-type", "sts", "--data"])
+        .arg(tmp.path())
+        .arg("--output")
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&tmp.path().join("Nowhere").display().to_string())
+            && err.contains("names no hub dataset"),
+        "{err}"
+    );
+}
+
+/// The embedding cache is per text: after one row is added to a dataset, the rerun embeds just
+/// the one sentence that is new.
+#[test]
+fn a_dataset_with_one_new_text_embeds_only_that_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("TinySTS")).unwrap();
+    let file = data.join("TinySTS/test.jsonl");
+    std::fs::copy(format!("{DATA}/TinySTS/test.jsonl"), &file).unwrap();
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--tasks",
+        "TinySTS",
+        "--task-type",
+        "sts",
+    ];
+    let out = tmp.path().join("out");
+    let rows = jsonl(file.to_str().unwrap());
+    let distinct: std::collections::HashSet<&str> = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                r["sentence1"].as_str().unwrap(),
+                r["sentence2"].as_str().unwrap(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        embedded(&eval_with(&out, &args, &[]), "TinySTS"),
+        distinct.len()
+    );
+    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 0);
+
+    // A new first sentence paired with a second sentence seen before.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let row = serde_json::json!({
+        "sentence1": "A sentence the cache has never seen.",
+        "sentence2": rows[0]["sentence2"],
+        "score": 1.5,
+    });
+    text += &format!("{row}\n");
+    std::fs::write(&file, text).unwrap();
+    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 1);
+}
+
+/// Billboard on the repository's file layout: the result's Pearson is the metric recomputed
+/// from the embeddings, hypotheses grouped two per source in file order.
+#[test]
+fn billboard_reads_the_repository_layout() {
+    let out = tempfile::tempdir().unwrap();
+    eval(out.path(), "TinyBillboard", "billboard");
+    let model = Instructor::load(MODEL, &LoadOptions::default()).unwrap();
+    let spec = TaskTable::builtin()
+        .spec(
+            "TinyBillboard",
+            instructor::eval::TaskType::parse("billboard"),
+        )
+        .unwrap();
+    let dir = format!("{DATA}/TinyBillboard");
+    let sources: Vec<Vec<Vec<f32>>> = jsonl(&format!("{dir}/TinyBillboard_references.jsonl"))
+        .iter()
+        .map(|r| {
+            let texts: Vec<String> = r["refs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            embed(&model, &spec.query_instruction, &texts)
+        })
+        .collect();
+    let rows = jsonl(&format!("{dir}/TinyBillboard_THumB-1.0.jsonl"));
+    let hyps: Vec<String> = rows
+        .iter()
+        .map(|r| r["hyp"].as_str().unwrap().to_string())
+        .collect();
+    let human: Vec<f64> = rows
+        .iter()
+        .map(|r| r["human_score"].as_f64().unwrap())
+        .collect();
+    let want = instructor::eval::metrics::billboard::evaluate(
+        &sources,
+        &embed(&model, &spec.query_instruction, &hyps),
+        &human,
+    )
+    .unwrap();
+    let s = split_scores(out.path(), "TinyBillboard");
+    same(&s["main_score"], want);
+    same(&s["pearson"], want);
 }

@@ -1,7 +1,8 @@
 //! The metrics against references computed by scipy, scikit-learn, pytrec_eval and mteb 2.26's
 //! own evaluator code (tests/fixtures/eval/make_eval_refs.py → refs.json).
 
-use instructor::eval::metrics::{classification, clustering, correlation, pair, ranking};
+use instructor::eval::metrics::{billboard, classification, clustering, correlation, pair};
+use instructor::eval::metrics::{prompt_retrieval, ranking};
 use instructor::eval::metrics::{rng::Mt19937, similarity::PairScores};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -497,4 +498,47 @@ fn kmeans_v_measure_is_close_to_sklearn() {
             case["v_mean"]
         );
     }
+}
+
+#[test]
+fn billboard_matches_scipy() {
+    let r = refs();
+    let b = &r["billboard"];
+    let sources: Vec<Vec<Vec<f32>>> = b["refs"].as_array().unwrap().iter().map(rows).collect();
+    let got = billboard::evaluate(&sources, &rows(&b["hyps"]), &floats(&b["human"])).unwrap();
+    let want = b["pearson"].as_f64().unwrap();
+    eprintln!(
+        "billboard pearson: {got} vs scipy {want} (diff {:e})",
+        (got - want).abs()
+    );
+    close("billboard pearson", got, want, 1e-6);
+    // Hypotheses must split evenly over the sources.
+    let err = billboard::evaluate(&sources, &rows(&b["hyps"])[1..], &floats(&b["human"])[1..]);
+    assert!(err.unwrap_err().contains("27 hypotheses"));
+}
+
+#[test]
+fn prompt_retrieval_selects_the_repositorys_ids() {
+    let r = refs();
+    let p = &r["prompt_retrieval"];
+    let got = prompt_retrieval::select(
+        &rows(&p["pool"]),
+        &ints(&p["pool_lens"]),
+        &rows(&p["tests"]),
+        &ints(&p["test_lens"]),
+        prompt_retrieval::Budget {
+            max_prompt_len: p["max_input_len"].as_u64().unwrap() as usize,
+            max_example_len: Some(p["max_example_len"].as_u64().unwrap() as usize),
+        },
+    );
+    let want: Vec<Vec<usize>> = p["selections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ints)
+        .collect();
+    assert_eq!(got, want);
+    // The fixture exercises the skips: the test input itself (pool row 17 for test 2) and the
+    // over-long example (row 3) are never chosen.
+    assert!(!got[2].contains(&17) && got.iter().all(|s| !s.contains(&3)));
 }

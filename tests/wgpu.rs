@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use instructor::backend::wgpu::{testing, Act, Gpu, Mode, Storage, WgpuEncoder, WgpuOptions};
-use instructor::config::ModelConfig;
+use instructor::config::{Head, ModelConfig};
 use instructor::head::Layer;
 use instructor::model::{load_weights, T5Encoder};
 use instructor::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
@@ -380,9 +380,20 @@ fn weights_split_across_bindings_give_the_same_result() {
     let heads: Vec<Layer> = config
         .heads
         .iter()
-        .map(|h| Layer::load(h, &candle_core::Device::Cpu))
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .map(|h| match h {
+            Head::Normalize => Layer::Normalize,
+            Head::Dense(d) => Layer::dense_from(
+                load_weights(
+                    &d.weights,
+                    candle_core::DType::F32,
+                    &candle_core::Device::Cpu,
+                )
+                .unwrap(),
+                d,
+            )
+            .unwrap(),
+        })
+        .collect();
     let model = Instructor::load(&dir, &LoadOptions::default()).unwrap();
     let tokens = model.tokenize(&short_cases(), None).unwrap();
     let run = |max_binding_bytes| {

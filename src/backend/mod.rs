@@ -11,7 +11,7 @@ pub mod wgpu;
 use crate::embed::{Batch, LoadOptions};
 use crate::error::Result;
 use crate::head::Layer;
-use crate::model::T5Encoder;
+use crate::model::{Dropout, T5Encoder};
 use crate::pooling::{mean_pool, pooling_mask};
 use crate::tokenize::Tokens;
 use candle_core::{Device, Tensor};
@@ -52,7 +52,7 @@ pub(crate) struct CandleBackend {
 
 impl CandleBackend {
     /// Embeddings `[batch, dim]` as a tensor, with training-time dropout when given.
-    pub fn forward(&self, batch: &Batch, dropout: Option<f32>) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, batch: &Batch, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
         let hidden = self.encoder.forward(&batch.ids, &batch.lengths, dropout)?;
         let mask = Tensor::from_vec(
             pooling_mask(&batch.lengths, &batch.instruction_lens),

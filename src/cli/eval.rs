@@ -1,9 +1,16 @@
-//! `instructor eval`: MTEB tasks from local data, embeddings cached on disk, one mteb-2.x result
-//! JSON per task and a markdown summary.
+//! `instructor eval`: MTEB tasks from local data or the hub, embeddings cached on disk, one
+//! mteb-2.x result JSON per task and a markdown summary.
+//!
+//! `eval` and `hub` never use each other; this is where they meet: a task whose folder is not
+//! under `--data` is fetched by the hub client (the files `eval::data::files` names, at the
+//! revision the task table pins) and its snapshot folder handed to `eval::data::load`.
 
 use super::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use instructor::eval::{data, Embedder, EvalError, Protocol, TaskTable, TaskType};
+use instructor::eval::cache::DiskCache;
+use instructor::eval::{
+    data, infer_model_table, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType,
+};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -18,6 +25,8 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub tasks: Vec<String>,
     /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, BEIR for retrieval).
+    /// A task not there is fetched from its hub dataset (the task table's `dataset`) into the
+    /// Hugging Face cache (HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE apply).
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
     /// Type of tasks not in the task table (a dataset of your own, named by --tasks).
@@ -32,9 +41,20 @@ pub struct EvalArgs {
     pub cache: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones.
+    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones
+    /// (after the model table of --instructions-for is applied).
     #[arg(long)]
     pub instructions: Option<PathBuf>,
+    /// Whose per-task instructions to use: base, large, xl (hkunlp/instructor-<size>, the
+    /// INSTRUCTOR repository's tables), another key of the table's `models`, or `none` for the
+    /// per-type defaults. Inferred from --model when that is hkunlp/instructor-<size> or a folder
+    /// named instructor-<size>; otherwise (fine-tunes) the defaults apply.
+    #[arg(long, value_name = "base|large|xl|MODEL|none")]
+    pub instructions_for: Option<String>,
+    /// Print each task's instructions (JSON lines: task, type, query, corpus, table) and exit
+    /// without loading the model or data.
+    #[arg(long)]
+    pub print_instructions: bool,
     /// `mteb` (2.x definitions) or `paper` (the INSTRUCTOR paper's mteb 1.0 fork).
     #[arg(long, default_value = "mteb")]
     pub protocol: String,
@@ -50,12 +70,35 @@ pub fn run(args: EvalArgs) -> Result<()> {
         p => bail!("--protocol: `{p}` (expected mteb or paper)"),
     };
     let mut table = TaskTable::builtin();
-    if let Some(path) = &args.instructions {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-        table.merge(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a task table", path.display()))?,
-        );
+    let user: Option<TaskTable> = match &args.instructions {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a task table", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if let Some(u) = &user {
+        table.merge_models(u.models.clone());
+    }
+    // The model table: --instructions-for wins over what --model implies.
+    let model_table = match args.instructions_for.as_deref() {
+        Some("none") => None,
+        Some(sel) => Some(
+            table
+                .model_name(sel)
+                .map_err(|e| anyhow!("--instructions-for: {e}"))?,
+        ),
+        None => infer_model_table(&args.model.model).map(str::to_string),
+    };
+    if let Some(m) = &model_table {
+        table.use_model(m).map_err(|e| anyhow!(e))?;
+    }
+    if let Some(u) = user {
+        table.merge(u);
     }
     let kind = match &args.task_type {
         Some(t) => {
@@ -76,16 +119,43 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .iter()
         .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
+    let table_name = model_table.as_deref().unwrap_or("defaults");
+    if args.print_instructions {
+        for spec in &specs {
+            // The model table this task's instructions came from, if it has the task.
+            let from = model_table.as_deref().filter(|m| {
+                table
+                    .models
+                    .get(*m)
+                    .is_some_and(|t| t.contains_key(&spec.name))
+            });
+            let line = serde_json::json!({
+                "task": spec.name,
+                "type": spec.kind,
+                "query": spec.query_instruction,
+                "corpus": spec.corpus_instruction,
+                "table": from,
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    if !args.model.quiet {
+        eprintln!("instructions: {table_name}");
+    }
 
-    let model = args.model.load()?;
+    let model_dir = args.model.resolve()?;
+    let model = args.model.load_from(&model_dir)?;
     let cache_dir = args
         .cache
         .clone()
         .unwrap_or_else(|| args.output.join("cache"));
     let mut embedder = CachedEmbedder {
         model: &model,
-        model_key: model_key(&args.model)?,
-        dir: cache_dir,
+        cache: DiskCache::new(
+            cache_dir.join(model_key(&model_dir, &args.model)?),
+            model.dim(),
+        ),
         batch_size: args.batch_size,
         args: &args.model,
         task: String::new(),
@@ -94,16 +164,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut summary: Vec<(String, TaskType, f64)> = vec![];
     for spec in &specs {
         let start = Instant::now();
-        let dir = args.data.join(&spec.name);
-        let loaded = data::load(&dir, spec.kind, &args.split)?;
+        let (dir, revision) = task_folder(spec, &args)?;
+        let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
         embedder.task = spec.name.clone();
+        let before = embedder.cache.stats;
         let result = instructor::eval::run_task(spec, &loaded, &mut embedder, protocol)
             .map_err(|e| anyhow!("{}: {e}", spec.name))?;
+        let after = embedder.cache.stats;
+        eprintln!(
+            "{}: main score {:.4}; {} texts embedded, {} from the cache",
+            spec.name,
+            result.main_score,
+            after.embedded - before.embedded,
+            after.cached - before.cached
+        );
         let mut scores = result.scores;
         scores.insert("hf_subset".into(), "default".into());
         scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
         let file = serde_json::json!({
-            "dataset_revision": "local",
+            "dataset_revision": revision,
             "task_name": spec.name,
             "mteb_version": MTEB_VERSION,
             "scores": { &args.split: [scores] },
@@ -120,6 +199,31 @@ pub fn run(args: EvalArgs) -> Result<()> {
     write_atomic(&args.output.join("summary.md"), |w| {
         Ok(w.write_all(summary_markdown(&summary).as_bytes())?)
     })
+}
+
+/// The task's folder under `--data`, with revision `local`; else its hub dataset's snapshot,
+/// with the commit it holds.
+fn task_folder(spec: &TaskSpec, args: &EvalArgs) -> Result<(PathBuf, String)> {
+    let local = args.data.join(&spec.name);
+    if local.is_dir() {
+        return Ok((local, "local".into()));
+    }
+    let Some(ds) = &spec.dataset else {
+        bail!(
+            "{}: no such folder, and the task table names no hub dataset for {} (give --data, or \
+             a `dataset` entry in --instructions)",
+            local.display(),
+            spec.name
+        );
+    };
+    let files = data::files(spec.kind, &spec.name, &args.split);
+    let dir = super::hub::dataset(&ds.repo, &ds.revision, &files, args.model.quiet)
+        .with_context(|| format!("{}: dataset {}", spec.name, ds.repo))?;
+    let commit = dir
+        .file_name()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ds.revision.clone());
+    Ok((dir, commit))
 }
 
 /// Per-task main scores and per-type averages, as mteb's leaderboard groups them.
@@ -151,8 +255,7 @@ fn summary_markdown(rows: &[(String, TaskType, f64)]) -> String {
 
 /// Identifies the model's outputs: its folder's config and weight files (path, size, mtime) and
 /// the dtype, so a changed checkpoint never reuses old embeddings.
-fn model_key(args: &ModelArgs) -> Result<String> {
-    let root = Path::new(&args.model);
+fn model_key(root: &Path, args: &ModelArgs) -> Result<String> {
     let mut h = Sha256::new();
     h.update(format!("{:?}\0", args.dtype));
     let mut entries: Vec<PathBuf> = walk(root)?;
@@ -191,13 +294,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Embeds through the model, caching each list of inputs on disk under a key of the model and
-/// every (instruction, text) pair, so a rerun never embeds again. Files are raw little-endian
-/// f32 `rows × dim`, written atomically.
+/// Embeds through the model, each (instruction, text) cached on disk under the model's key
+/// ([`DiskCache`]), so that a rerun embeds nothing and a changed dataset only its new texts.
 struct CachedEmbedder<'a> {
     model: &'a Instructor,
-    model_key: String,
-    dir: PathBuf,
+    cache: DiskCache,
     batch_size: usize,
     args: &'a ModelArgs,
     task: String,
@@ -205,49 +306,19 @@ struct CachedEmbedder<'a> {
 
 impl Embedder for CachedEmbedder<'_> {
     fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError> {
-        let mut h = Sha256::new();
-        for i in inputs {
-            h.update((i.instruction.len() as u64).to_le_bytes());
-            h.update(i.instruction.as_bytes());
-            h.update((i.text.len() as u64).to_le_bytes());
-            h.update(i.text.as_bytes());
-        }
-        let path = self
-            .dir
-            .join(&self.model_key)
-            .join(format!("{}.f32", hex(&h.finalize())));
-        let dim = self.model.dim();
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.len() == inputs.len() * dim * 4 {
-                let data = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect();
-                return Ok(Embeddings {
-                    data,
-                    rows: inputs.len(),
-                    dim,
-                });
-            }
-        }
-        let bar = self
-            .args
-            .progress(inputs.len(), &format!("{} {stage}", self.task));
-        let progress = |done: usize, _: usize| bar.set_position(done as u64);
-        let opts = EncodeOptions {
-            batch_size: self.batch_size,
-            progress: Some(&progress),
-            ..Default::default()
-        };
-        let out = self.model.encode(inputs, &opts)?;
-        bar.finish_and_clear();
-        std::fs::create_dir_all(path.parent().expect("has parent"))?;
-        write_atomic(&path, |w| {
-            for v in &out.data {
-                w.write_all(&v.to_le_bytes())?;
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        let (model, args, batch_size) = (self.model, self.args, self.batch_size);
+        let what = format!("{} {stage}", self.task);
+        self.cache.get_or_embed(inputs, &mut |todo| {
+            let bar = args.progress(todo.len(), &what);
+            let progress = |done: usize, _: usize| bar.set_position(done as u64);
+            let opts = EncodeOptions {
+                batch_size,
+                progress: Some(&progress),
+                ..Default::default()
+            };
+            let out = model.encode(todo, &opts)?;
+            bar.finish_and_clear();
+            Ok(out)
+        })
     }
 }

@@ -2,19 +2,25 @@
 
 pub mod embed;
 pub mod eval;
+pub mod hub;
+pub mod train;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use instructor::{BackendKind, Dtype, Instructor, LoadOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Options every command that loads a model takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model folder (sentence-transformers layout).
+    /// Model folder (sentence-transformers layout), or a hub repo id such as
+    /// hkunlp/instructor-base (downloaded into the Hugging Face cache).
     #[arg(long)]
     pub model: String,
+    /// Branch, tag or commit sha, when --model is a hub repo.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
     /// Precision of the encoder's matrix products.
     #[arg(long, default_value = "f32")]
     pub dtype: Dtype,
@@ -29,28 +35,46 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Instructor> {
+        self.load_from(&self.resolve()?)
+    }
+
+    /// The model's folder: `--model` itself, or its snapshot in the hub cache.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        hub::resolve(&self.model, &self.revision, self.quiet)
+    }
+
+    /// Loads the model in `dir` (from [`resolve`](Self::resolve)) as `--dtype` and `--device` say.
+    pub fn load_from(&self, dir: &Path) -> Result<Instructor> {
         let (device, backend) = match self.device.as_str() {
-            "cpu" => (candle_core::Device::Cpu, BackendKind::Candle),
-            "cuda" => (
-                candle_core::Device::new_cuda(0).context("--device cuda")?,
-                BackendKind::Candle,
-            ),
             "wgpu" => (candle_core::Device::Cpu, BackendKind::Wgpu),
             "auto" => (candle_core::Device::Cpu, BackendKind::Auto),
-            other => anyhow::bail!(
-                "--device: unknown device `{other}` (expected cpu, cuda, wgpu or auto)"
-            ),
+            _ => (self.device()?, BackendKind::Candle),
         };
         let opts = LoadOptions {
             dtype: self.dtype,
             device,
             backend,
         };
-        let model = Instructor::load(&self.model, &opts)?;
+        let model = Instructor::load(dir, &opts)?;
         if let (Some(why), false) = (model.fallback_reason(), self.quiet) {
             eprintln!("--device auto: running on {} ({why})", model.backend());
         }
         Ok(model)
+    }
+
+    /// The candle device (training runs on candle only).
+    pub fn device(&self) -> Result<candle_core::Device> {
+        Ok(match self.device.as_str() {
+            "cpu" => candle_core::Device::Cpu,
+            "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
+            "wgpu" | "auto" => anyhow::bail!(
+                "--device {}: this command runs on candle (cpu or cuda)",
+                self.device
+            ),
+            other => anyhow::bail!(
+                "--device: unknown device `{other}` (expected cpu, cuda, wgpu or auto)"
+            ),
+        })
     }
 
     /// A bar on stderr; hidden with `--quiet` and when stderr is not a terminal.

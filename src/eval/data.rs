@@ -1,6 +1,7 @@
 //! Local datasets in MTEB's layouts: `DIR/<Task>/<split>.jsonl` (or `.jsonl.gz`) with the columns
 //! mteb uses per task type, and BEIR folders for retrieval (`corpus.jsonl`, `queries.jsonl`,
-//! `qrels/<split>.tsv`). Parquet is not read: `datasets` can export any HF dataset to jsonl.
+//! `qrels/<split>.tsv`), and Billboard's files. Parquet is not read (the `parquet` crate costs
+//! too much build time for it); `datasets` can export any HF dataset to jsonl.
 //! Errors name the file and line.
 
 use super::TaskType;
@@ -60,6 +61,13 @@ pub enum TaskData {
         queries: Vec<(String, String)>,
         qrels: HashMap<String, HashMap<String, i64>>,
     },
+    /// The references of each source, and the hypotheses (in source order, the same number per
+    /// source) with their human scores.
+    Billboard {
+        refs: Vec<Vec<String>>,
+        hyps: Vec<String>,
+        human: Vec<f64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,9 +84,59 @@ pub struct SummaryText {
     pub relevance: Vec<f64>,
 }
 
-/// Reads `split` of the task in `dir` (the task's own folder).
-pub fn load(dir: &Path, kind: TaskType, split: &str) -> Result<TaskData> {
+/// The files [`load`] reads for `kind` and `split`, relative to the task's folder, as groups of
+/// alternative names of which one must be there (`test.jsonl` or `test.jsonl.gz`): what a
+/// caller fetches when the folder is not on disk.
+pub fn files(kind: TaskType, name: &str, split: &str) -> Vec<Vec<String>> {
+    match kind {
+        TaskType::Billboard => billboard_files(name)
+            .iter()
+            .map(|f| jsonl_names(f).to_vec())
+            .collect(),
+        TaskType::Retrieval => vec![
+            jsonl_names("corpus").to_vec(),
+            jsonl_names("queries").to_vec(),
+            vec![format!("qrels/{split}.tsv")],
+        ],
+        TaskType::Classification if split != "train" => {
+            vec![jsonl_names("train").to_vec(), jsonl_names(split).to_vec()]
+        }
+        _ => vec![jsonl_names(split).to_vec()],
+    }
+}
+
+/// `name.jsonl`, then `name.jsonl.gz`: the names a table is read from, in order of preference.
+fn jsonl_names(name: &str) -> [String; 2] {
+    [format!("{name}.jsonl"), format!("{name}.jsonl.gz")]
+}
+
+/// The INSTRUCTOR repository's Billboard files in `data/<name>/`: `<name>_references.jsonl`
+/// (`{"refs": [...]}` per source) and `<name>_THumB-1.0.jsonl` (`{"hyp", "human_score"}` per
+/// hypothesis).
+fn billboard_files(name: &str) -> [String; 2] {
+    [format!("{name}_references"), format!("{name}_THumB-1.0")]
+}
+
+/// Reads `split` of task `name` in `dir` (the task's own folder).
+pub fn load(dir: &Path, name: &str, kind: TaskType, split: &str) -> Result<TaskData> {
     Ok(match kind {
+        TaskType::Billboard => {
+            let [refs, hyps] = billboard_files(name).map(|f| rows(dir, &f));
+            let refs = refs?
+                .into_iter()
+                .map(|r| r.strs_or_str("refs"))
+                .collect::<Result<_>>()?;
+            let (mut texts, mut human) = (vec![], vec![]);
+            for r in hyps? {
+                texts.push(r.str("hyp")?);
+                human.push(r.num("human_score")?);
+            }
+            TaskData::Billboard {
+                refs,
+                hyps: texts,
+                human,
+            }
+        }
         TaskType::Sts => {
             let (mut pairs, mut scores) = (vec![], vec![]);
             for row in rows(dir, split)? {
@@ -312,19 +370,18 @@ fn label_of(v: &Value) -> Option<Label> {
 
 /// The JSON lines of `dir/name.jsonl` or `dir/name.jsonl.gz`.
 fn rows(dir: &Path, name: &str) -> Result<Vec<Row>> {
-    let plain = dir.join(format!("{name}.jsonl"));
-    let gz = dir.join(format!("{name}.jsonl.gz"));
-    let (path, reader): (PathBuf, Box<dyn Read>) = if plain.exists() {
-        let f = std::fs::File::open(&plain).map_err(|source| DataError::Io {
-            path: plain.clone(),
+    let [plain, gz] = jsonl_names(name).map(|n| dir.join(n));
+    let open = |path: &PathBuf| {
+        std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.clone(),
             source,
-        })?;
+        })
+    };
+    let (path, reader): (PathBuf, Box<dyn Read>) = if plain.exists() {
+        let f = open(&plain)?;
         (plain, Box::new(f))
     } else if gz.exists() {
-        let f = std::fs::File::open(&gz).map_err(|source| DataError::Io {
-            path: gz.clone(),
-            source,
-        })?;
+        let f = open(&gz)?;
         (gz, Box::new(flate2::read::MultiGzDecoder::new(f)))
     } else {
         return Err(DataError::Missing {

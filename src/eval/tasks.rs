@@ -1,7 +1,8 @@
 //! Known tasks and what each task type computes, producing mteb 2.x's score keys.
 
 use super::data::{TaskData, TaskError};
-use super::metrics::{classification, clustering, correlation, pair, ranking, summarization};
+use super::metrics::summarization;
+use super::metrics::{billboard, classification, clustering, correlation, pair, ranking};
 use super::metrics::{similarity::cosine, similarity::PairScores};
 use super::{Embedder, EvalError, Protocol, TaskType};
 use crate::{Embeddings, Input};
@@ -23,6 +24,15 @@ pub struct TaskEntry {
     pub ignore_identical_ids: bool,
     #[serde(default)]
     pub summeval_v1: bool,
+    pub dataset: Option<DatasetRef>,
+}
+
+/// Where a task's data lives on the hub: a dataset repo and the revision mteb pins.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DatasetRef {
+    pub repo: String,
+    /// A commit sha (what mteb pins), or a branch or tag.
+    pub revision: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -31,6 +41,35 @@ pub struct TaskTable {
     pub defaults: HashMap<String, TaskEntry>,
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskEntry>,
+    /// Per-model tables (`hkunlp/instructor-large` -> task -> query/corpus): the INSTRUCTOR
+    /// repository's own instructions, applied with [`use_model`](Self::use_model).
+    #[serde(default)]
+    pub models: BTreeMap<String, BTreeMap<String, TaskEntry>>,
+}
+
+/// The shipped per-model tables' names, by their short names.
+pub const MODEL_TABLES: [(&str, &str); 3] = [
+    ("base", "hkunlp/instructor-base"),
+    ("large", "hkunlp/instructor-large"),
+    ("xl", "hkunlp/instructor-xl"),
+];
+
+/// The model table `--model` implies: `hkunlp/instructor-{base,large,xl}` for that hub id, a
+/// folder named `instructor-{base,large,xl}`, or that repo's hub-cache snapshot
+/// (`models--hkunlp--instructor-large/snapshots/<sha>`); `None` for anything else (a fine-tune
+/// in a folder of another name keeps the per-type defaults).
+pub fn infer_model_table(model: &str) -> Option<&'static str> {
+    let parts: Vec<String> = model
+        .split(['/', '\\'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    MODEL_TABLES.iter().find_map(|(short, full)| {
+        let name = format!("instructor-{short}");
+        let cached = format!("models--hkunlp--instructor-{short}");
+        let hit = parts.last() == Some(&name) || parts.iter().any(|p| *p == cached);
+        hit.then_some(*full)
+    })
 }
 
 impl TaskTable {
@@ -46,6 +85,53 @@ impl TaskTable {
         for (k, v) in other.tasks {
             merge_entry(self.tasks.entry(k).or_default(), v);
         }
+        self.merge_models(other.models);
+    }
+
+    /// Entries of `models` replace this table's per-model entries, field by field.
+    pub fn merge_models(&mut self, models: BTreeMap<String, BTreeMap<String, TaskEntry>>) {
+        for (m, tasks) in models {
+            let into = self.models.entry(m).or_default();
+            for (k, v) in tasks {
+                merge_entry(into.entry(k).or_default(), v);
+            }
+        }
+    }
+
+    /// The model table `selector` names: a key of `models`, or a short name (`base`, `large`,
+    /// `xl`) for `hkunlp/instructor-<short>`.
+    pub fn model_name(&self, selector: &str) -> Result<String, String> {
+        if self.models.contains_key(selector) {
+            return Ok(selector.to_string());
+        }
+        let full = MODEL_TABLES
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(selector))
+            .map(|(_, full)| full.to_string());
+        match full {
+            Some(f) if self.models.contains_key(&f) => Ok(f),
+            _ => Err(format!(
+                "no instruction table for `{selector}` (known: {})",
+                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// Makes the instructions of model table `model` (a key of `models`) the tasks' own: its
+    /// query/corpus replace the task entries'; tasks it lacks keep theirs (or the defaults).
+    /// A task only in the model table gets an entry without a type (give it with --task-type).
+    pub fn use_model(&mut self, model: &str) -> Result<(), String> {
+        let table = self
+            .models
+            .get(model)
+            .cloned()
+            .ok_or_else(|| format!("no instruction table for `{model}`"))?;
+        for (k, v) in table {
+            let into = self.tasks.entry(k).or_default();
+            into.query = v.query.or(into.query.take());
+            into.corpus = v.corpus.or(into.corpus.take());
+        }
+        Ok(())
     }
 
     /// Task names selected by `selector`: a task name, or a type (`sts`, `Retrieval`, ...) for
@@ -97,6 +183,7 @@ impl TaskTable {
             corpus_instruction: corpus,
             ignore_identical_ids: entry.ignore_identical_ids,
             summeval_v1: entry.summeval_v1,
+            dataset: entry.dataset,
         })
     }
 }
@@ -107,6 +194,7 @@ fn merge_entry(into: &mut TaskEntry, from: TaskEntry) {
     into.corpus = from.corpus.or(into.corpus.take());
     into.ignore_identical_ids |= from.ignore_identical_ids;
     into.summeval_v1 |= from.summeval_v1;
+    into.dataset = from.dataset.or(into.dataset.take());
 }
 
 /// Everything needed to run one task.
@@ -122,6 +210,8 @@ pub struct TaskSpec {
     pub ignore_identical_ids: bool,
     /// mteb 2.x's task `SummEval` still uses the v1 (buggy) averaging.
     pub summeval_v1: bool,
+    /// The hub dataset to fetch when the data is not on disk.
+    pub dataset: Option<DatasetRef>,
 }
 
 /// One split's scores in mteb 2.x's keys, `main_score` included.
@@ -351,6 +441,26 @@ pub fn run_task(
             }
             put(&mut m, "summeval_v1_", &s.summeval_v1);
             "cosine_spearman".to_string()
+        }
+        TaskData::Billboard { refs, hyps, human } => {
+            let flat: Vec<&String> = refs.iter().flatten().collect();
+            let (r, h) = (
+                embedder.embed(&q(&flat), "references")?,
+                embedder.embed(&q(&hyps.iter().collect::<Vec<_>>()), "hypotheses")?,
+            );
+            let mut at = 0;
+            let sources: Vec<Vec<Vec<f32>>> = refs
+                .iter()
+                .map(|s| {
+                    at += s.len();
+                    (at - s.len()..at).map(|i| r.row(i).to_vec()).collect()
+                })
+                .collect();
+            let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
+            let pearson = billboard::evaluate(&sources, &hyps, human)
+                .map_err(|e| TaskError(format!("{}: {e}", spec.name)))?;
+            m.insert("pearson".into(), num(pearson));
+            "pearson".to_string()
         }
         TaskData::Retrieval {
             corpus,

@@ -19,19 +19,24 @@ use candle_nn::{Activation, Embedding, VarBuilder};
 #[derive(Debug, Clone)]
 struct Linear {
     weight: Tensor,
+    /// The VarBuilder's dtype. For inference the weight is stored in it; training keeps f32 master
+    /// weights and casts them here on every forward (mixed precision), so that the cast follows
+    /// each optimizer update and the gradient flows back to the f32 weight.
+    compute: DType,
 }
 
 impl Linear {
     fn load(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
         Ok(Self {
             weight: vb.get((d_out, d_in), "weight")?,
+            compute: vb.dtype(),
         })
     }
 
-    /// Computes in the weight's dtype and returns f32.
+    /// Computes in `compute` and returns f32.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.to_dtype(self.weight.dtype())?
-            .matmul(&self.weight.t()?)?
+        xs.to_dtype(self.compute)?
+            .matmul(&self.weight.to_dtype(self.compute)?.t()?)?
             .to_dtype(DType::F32)
     }
 }
@@ -81,6 +86,9 @@ struct Block {
     ff_norm: LayerNorm,
     ff: FeedForward,
 }
+
+/// Training-time dropout: takes an activation, returns it with elements zeroed and the rest scaled.
+pub type Dropout<'a> = dyn Fn(&Tensor) -> Result<Tensor> + 'a;
 
 /// The encoder stack (`encoder.*` and `shared.weight` of a `T5EncoderModel` checkpoint).
 #[derive(Debug, Clone)]
@@ -158,13 +166,16 @@ impl T5Encoder {
     ///
     /// Packing instead of padding: the projections and the feed-forward (nearly all the work)
     /// run on real tokens only, and attention runs per sequence, so no mask is needed and a row's
-    /// result cannot depend on what it is batched with. `dropout` is the training-time
-    /// probability (None for inference), applied where Hugging Face's T5 applies it.
+    /// result cannot depend on what it is batched with.
+    ///
+    /// `dropout` (None for inference) is applied where Hugging Face's T5 applies dropout. It is a
+    /// function rather than a probability so that training can draw the masks from its own seeded
+    /// generator: candle's CPU random numbers cannot be seeded, and `--resume` must replay them.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         lengths: &[usize],
-        dropout: Option<f32>,
+        dropout: Option<&Dropout>,
     ) -> Result<Tensor> {
         let n = input_ids.dims1()?;
         if lengths.iter().sum::<usize>() != n {
@@ -172,8 +183,8 @@ impl T5Encoder {
         }
         let (heads, d_kv) = (self.cfg.num_heads, self.cfg.d_kv);
         let drop = |x: Tensor| match dropout {
-            Some(p) if p > 0.0 => candle_nn::ops::dropout(&x, p),
-            _ => Ok(x),
+            Some(f) => f(&x),
+            None => Ok(x),
         };
         let max_len = lengths.iter().copied().max().unwrap_or(0);
         let bias = self.position_bias(max_len, input_ids.device())?;
@@ -198,7 +209,14 @@ impl T5Encoder {
                 };
                 let (qs, ks, vs) = (split(&q)?, split(&k)?, split(&v)?);
                 let scores = qs.matmul(&ks.t()?)?.add(bias)?;
-                let probs = drop(candle_nn::ops::softmax_last_dim(&scores)?)?;
+                // The fused kernel has no backward pass: differentiate through the composite
+                // softmax when the scores depend on trainable weights.
+                let probs = if scores.track_op() {
+                    candle_nn::ops::softmax(&scores, D::Minus1)?
+                } else {
+                    candle_nn::ops::softmax_last_dim(&scores)?
+                };
+                let probs = drop(probs)?;
                 contexts.push(
                     probs
                         .matmul(&vs)?

@@ -17,6 +17,18 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     ab / (aa.sqrt() * bb.sqrt())
 }
 
+/// The highest `sim` of `x` to any of `refs` (−∞ when there are none): how Summarization and
+/// Billboard score a candidate against its references.
+pub fn max_similarity<R: AsRef<[f32]>>(
+    x: &[f32],
+    refs: &[R],
+    sim: fn(&[f32], &[f32]) -> f64,
+) -> f64 {
+    refs.iter()
+        .map(|r| sim(x, r.as_ref()))
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 pub fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }

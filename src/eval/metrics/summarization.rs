@@ -3,7 +3,7 @@
 //! texts. Texts whose ratings or predictions are all equal are skipped, as mteb does.
 
 use super::correlation::{correlation_p_value, pearson, spearman};
-use super::similarity::{cosine, dot};
+use super::similarity::{cosine, dot, max_similarity};
 
 /// One source text's summaries (embedded) and the human ratings of its machine summaries.
 #[derive(Debug, Clone)]
@@ -39,12 +39,7 @@ pub fn evaluate(texts: &[Text]) -> SummarizationScores {
         let best = |f: fn(&[f32], &[f32]) -> f64| -> Vec<f64> {
             t.machine
                 .iter()
-                .map(|m| {
-                    t.human
-                        .iter()
-                        .map(|h| f(m, h))
-                        .fold(f64::NEG_INFINITY, f64::max)
-                })
+                .map(|m| max_similarity(m, &t.human, f))
                 .collect()
         };
         let (cos, dots) = (best(cosine), best(dot));

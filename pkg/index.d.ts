@@ -1,0 +1,122 @@
+/** An `[instruction, text]` pair; a plain string is a text with no instruction. */
+export type Pair = [instruction: string, text: string] | string;
+
+export type Device = 'auto' | 'cpu' | 'webgpu';
+export type Dtype = 'f32' | 'f16';
+
+export type Progress =
+  | { file: string; loaded: number; total: number; cached?: boolean }
+  | { status: 'ready' };
+
+export interface LoadOptions {
+  /** Default 'https://huggingface.co'. */
+  hubUrl?: string;
+  /** Branch, tag or commit; default 'main'. Files are fetched pinned to the commit it resolves to. */
+  revision?: string;
+  /** 'auto' (default) = 'cpu' in this build (see `fallbackReason`); 'webgpu' is not available yet. */
+  device?: Device;
+  /** Compute dtype of the matrix products; default 'f32'. */
+  dtype?: Dtype;
+  /** `{ file, loaded, total }` while downloading (per file, non-decreasing), then `{ status: 'ready' }`. */
+  onProgress?: (p: Progress) => void;
+  /** Where to fetch the .wasm from (default: next to the package's JS). */
+  wasmUrl?: string | URL;
+  /** Automatic resumed retries of an interrupted download; default 2. */
+  retries?: number;
+}
+
+export interface EncodeOptions {
+  /** Default 32. */
+  batchSize?: number;
+  /** L2-normalise the embeddings (the INSTRUCTOR models already end with a Normalize layer). Default false. */
+  normalize?: boolean;
+}
+
+export interface Embeddings {
+  /** n × dim, row-major. */
+  data: Float32Array;
+  dims: [n: number, dim: number];
+}
+
+export interface CachedFile {
+  file: string;
+  size: number;
+  /** Bytes stored so far (less than size while a download is incomplete). */
+  stored: number;
+  complete: boolean;
+  sha256: string | null;
+}
+
+export interface CachedModel {
+  repo: string;
+  commit: string;
+  /** Revisions (as asked for) that resolved to this commit. */
+  revisions: string[];
+  files: CachedFile[];
+  /** Bytes stored. */
+  size: number;
+  complete: boolean;
+}
+
+/** Errors carry a `name`: 'NetworkError', 'HubError', 'IntegrityError' (sha256 mismatch),
+ * 'QuotaExceededError' (with `bytesNeeded`), 'NotSupportedError', 'InvalidStateError'. */
+export class InstructorError extends Error {
+  file?: string;
+  bytesNeeded?: number;
+  status?: number;
+}
+
+interface ModelInfo {
+  readonly dim: number;
+  readonly device: 'cpu' | 'webgpu';
+  /** Why 'auto' did not pick the GPU, or null. */
+  readonly fallbackReason: string | null;
+  readonly dtype: Dtype;
+  readonly repo: string;
+  readonly revision: string;
+  /** The commit the revision resolved to. */
+  readonly commit: string;
+  /** Whether the load made no network request. */
+  readonly fromCache: boolean;
+}
+
+export class Instructor implements ModelInfo {
+  private constructor();
+  static load(repo: string, options?: LoadOptions): Promise<Instructor>;
+  encode(pairs: Pair[], options?: EncodeOptions): Promise<Embeddings>;
+  countTokens(pairs: Pair[]): number;
+  dispose(): Promise<void>;
+  static cachedModels(): Promise<CachedModel[]>;
+  static clearCache(repo?: string): Promise<void>;
+  static wasmMemoryBytes(): Promise<number>;
+  readonly dim: number;
+  readonly device: 'cpu' | 'webgpu';
+  readonly fallbackReason: string | null;
+  readonly dtype: Dtype;
+  readonly repo: string;
+  readonly revision: string;
+  readonly commit: string;
+  readonly fromCache: boolean;
+}
+
+/** The same API with the model in a Web Worker; calls queue and run one at a time. */
+export class InstructorWorker implements ModelInfo {
+  private constructor();
+  static load(repo: string, options?: LoadOptions & { workerUrl?: string | URL }): Promise<InstructorWorker>;
+  encode(pairs: Pair[], options?: EncodeOptions): Promise<Embeddings>;
+  countTokens(pairs: Pair[]): Promise<number>;
+  dispose(): Promise<void>;
+  static cachedModels(): Promise<CachedModel[]>;
+  static clearCache(repo?: string): Promise<void>;
+  readonly dim: number;
+  readonly device: 'cpu' | 'webgpu';
+  readonly fallbackReason: string | null;
+  readonly dtype: Dtype;
+  readonly repo: string;
+  readonly revision: string;
+  readonly commit: string;
+  readonly fromCache: boolean;
+}
+
+/** Instantiates the wasm module (done by load; call it early to overlap the fetch). */
+export function init(wasmUrl?: string | URL): Promise<unknown>;

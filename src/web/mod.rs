@@ -1,0 +1,285 @@
+//! The browser bindings (wasm-bindgen), wrapped by the npm package `instructor-embed`
+//! (`pkg/index.js`). A leaf: it uses the core (one loader, one encode path) and nothing native.
+//!
+//! The JS side fetches the files and keeps them in IndexedDB; it hands them over as arrays of
+//! `Uint8Array` chunks that stay in the JS heap. The loader reads the weights tensor by tensor
+//! from them ([`JsChunks`]), so wasm memory holds the model once, plus one tensor in flight.
+
+use crate::config::{needed_files, parse_modules};
+use crate::source::{MemorySource, ReadAt};
+use crate::{Dtype, EncodeOptions, Input, Instructor, LoadOptions};
+use js_sys::{Array, Uint8Array};
+use std::path::Path;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(s: &str);
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error(&format!("instructor-embed: {info}"))
+    }));
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Which files a model needs, by the same rule as natively (`modules.json` → each module's files
+/// and candidate weight files). Returns JSON `{ "files": [...], "weights": [[candidates], ...] }`.
+#[wasm_bindgen(js_name = neededFiles)]
+pub fn needed_files_json(modules_json: &str) -> Result<String, JsError> {
+    let modules = parse_modules(modules_json, Path::new("modules.json")).map_err(js_err)?;
+    let (files, weights) = needed_files(&modules);
+    Ok(serde_json::json!({ "files": files, "weights": weights }).to_string())
+}
+
+/// Incremental SHA-256 (SubtleCrypto cannot hash a stream).
+#[wasm_bindgen]
+pub struct Sha256Hasher {
+    inner: sha2::Sha256,
+    buf: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl Sha256Hasher {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        Self {
+            inner: <sha2::Sha256 as sha2::Digest>::new(),
+            buf: vec![0; 1 << 16],
+        }
+    }
+
+    /// Hashes `data`, copied into wasm memory 64 KiB at a time.
+    pub fn update(&mut self, data: &Uint8Array) {
+        let n = data.length();
+        let step = self.buf.len() as u32;
+        let mut i = 0;
+        while i < n {
+            let end = (i + step).min(n);
+            let piece = &mut self.buf[..(end - i) as usize];
+            data.subarray(i, end).copy_to(piece);
+            sha2::Digest::update(&mut self.inner, &*piece);
+            i = end;
+        }
+    }
+
+    /// The lowercase hex digest; the hasher can not be used afterwards.
+    pub fn finish(self) -> String {
+        let digest = sha2::Digest::finalize(self.inner);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Default for Sha256Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A file as JS chunks, read in place.
+struct JsChunks {
+    /// (start offset, chunk), in order.
+    chunks: Vec<(u64, Uint8Array)>,
+    len: u64,
+}
+
+// SAFETY: JS values live on the thread that created them. This build has no threads
+// (wasm32-unknown-unknown without the `atomics` target feature), so nothing can move them.
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Send for JsChunks {}
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Sync for JsChunks {}
+
+impl JsChunks {
+    fn new(parts: &Array) -> Result<Self, JsError> {
+        let mut chunks = Vec::with_capacity(parts.length() as usize);
+        let mut len = 0u64;
+        for part in parts.iter() {
+            let a: Uint8Array = part
+                .dyn_into()
+                .map_err(|_| JsError::new("file chunks must be Uint8Arrays"))?;
+            let n = a.length() as u64;
+            if n > 0 {
+                chunks.push((len, a));
+                len += n;
+            }
+        }
+        Ok(Self { chunks, len })
+    }
+}
+
+impl ReadAt for JsChunks {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if end > self.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "file truncated: wanted bytes {offset}..{end} of a {}-byte file",
+                    self.len
+                ),
+            ));
+        }
+        // First chunk holding `offset`.
+        let mut i = self.chunks.partition_point(|(start, _)| *start <= offset) - 1;
+        let mut pos = offset;
+        let mut out = 0usize;
+        while out < buf.len() {
+            let (start, chunk) = &self.chunks[i];
+            let from = (pos - start) as u32;
+            let take = ((chunk.length() - from) as usize).min(buf.len() - out);
+            chunk
+                .subarray(from, from + take as u32)
+                .copy_to(&mut buf[out..out + take]);
+            out += take;
+            pos += take as u64;
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes one batch's attention-score tensor may take (see [`WasmModel::encode`]).
+const ATTENTION_BUDGET: usize = 48 << 20;
+
+/// A loaded model.
+#[wasm_bindgen]
+pub struct WasmModel {
+    inner: Instructor,
+}
+
+#[wasm_bindgen]
+impl WasmModel {
+    /// Loads a model from its files: `files` is an array of `[name, Uint8Array[]]` pairs, names
+    /// relative to the model root (`2_Dense/config.json`). `name` is used in error messages.
+    pub fn load(name: &str, files: &Array, dtype: &str) -> Result<WasmModel, JsError> {
+        let dtype: Dtype = dtype.parse().map_err(js_err)?;
+        let mut src = MemorySource::new(name);
+        for entry in files.iter() {
+            let entry: Array = entry
+                .dyn_into()
+                .map_err(|_| JsError::new("files must be [name, chunks] pairs"))?;
+            let file = entry
+                .get(0)
+                .as_string()
+                .ok_or_else(|| JsError::new("file name must be a string"))?;
+            let parts: Array = entry
+                .get(1)
+                .dyn_into()
+                .map_err(|_| JsError::new("file chunks must be an array"))?;
+            src.insert(file, Arc::new(JsChunks::new(&parts)?));
+        }
+        let opts = LoadOptions {
+            dtype,
+            ..LoadOptions::default()
+        };
+        let inner = Instructor::from_source(&src, &opts).map_err(js_err)?;
+        Ok(WasmModel { inner })
+    }
+
+    /// Size of the embeddings.
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// Embeds `instructions[i] + texts[i]` pairs; row-major `n × dim`.
+    ///
+    /// Batches are also capped by memory: the attention scores of a batch take
+    /// `batch × heads × seq² × 4` bytes (400 MiB at batch 32, seq 512 for instructor-base), and
+    /// wasm memory never shrinks and ends at 4 GiB. So long inputs go in smaller batches, sized to
+    /// [`ATTENTION_BUDGET`]; results do not depend on the batching.
+    pub fn encode(
+        &self,
+        instructions: Vec<String>,
+        texts: Vec<String>,
+        batch_size: usize,
+        normalize: bool,
+    ) -> Result<Vec<f32>, JsError> {
+        if instructions.len() != texts.len() {
+            return Err(JsError::new("instructions and texts differ in length"));
+        }
+        if batch_size == 0 {
+            return Err(JsError::new("batchSize must be at least 1"));
+        }
+        let inputs: Vec<Input> = instructions
+            .into_iter()
+            .zip(texts)
+            .map(|(i, t)| Input::new(i, t))
+            .collect();
+        let lens: Vec<usize> = self
+            .inner
+            .tokenize(&inputs, None)
+            .map_err(js_err)?
+            .iter()
+            .map(|t| t.ids.len().max(1))
+            .collect();
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+        let heads = self.inner.config().t5.num_heads;
+        let dim = self.inner.dim();
+        let mut out = vec![0f32; inputs.len() * dim];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted longest first: the first input of a group is its longest.
+            let seq = lens[order[start]];
+            let fits = (ATTENTION_BUDGET / (heads * seq * seq * 4)).max(1);
+            let group = &order[start..(start + fits.min(batch_size)).min(order.len())];
+            let sub: Vec<Input> = group.iter().map(|&k| inputs[k].clone()).collect();
+            let opts = EncodeOptions {
+                batch_size: group.len(),
+                normalize,
+                ..EncodeOptions::default()
+            };
+            let emb = self.inner.encode(&sub, &opts).map_err(js_err)?;
+            for (j, &k) in group.iter().enumerate() {
+                out[k * dim..(k + 1) * dim].copy_from_slice(emb.row(j));
+            }
+            start += group.len();
+        }
+        Ok(out)
+    }
+
+    /// Token counts of the inputs as encode truncates them (for throughput figures).
+    #[wasm_bindgen(js_name = countTokens)]
+    pub fn count_tokens(
+        &self,
+        instructions: Vec<String>,
+        texts: Vec<String>,
+    ) -> Result<usize, JsError> {
+        let inputs: Vec<Input> = instructions
+            .into_iter()
+            .zip(texts)
+            .map(|(i, t)| Input::new(i, t))
+            .collect();
+        Ok(self
+            .inner
+            .tokenize(&inputs, None)
+            .map_err(js_err)?
+            .iter()
+            .map(|t| t.ids.len())
+            .sum())
+    }
+}
+
+/// Current size of the wasm linear memory in bytes (it only grows: this is the peak so far).
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) as f64) * 65536.0
+}
+
+/// Whether this build uses WebAssembly SIMD (v128).
+#[wasm_bindgen]
+pub fn simd() -> bool {
+    cfg!(target_feature = "simd128")
+}

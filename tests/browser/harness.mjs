@@ -1,0 +1,144 @@
+// Shared by the browser tests and the benchmark: a static server for pkg/ and the test pages,
+// the mock hub (examples/mock_hub.rs), and Debian's Chromium driven by playwright-core.
+
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.jsonl': 'text/plain; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.d.ts': 'text/plain',
+};
+
+/** Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin). */
+export function startStatic({ isolated = false } = {}) {
+  const allowed = ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const rel = decodeURIComponent(url.pathname).replace(/^\/+/, '');
+    const file = path.join(ROOT, rel);
+    if (!allowed.some((a) => rel.startsWith(a)) || !file.startsWith(ROOT) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const headers = { 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' };
+    if (isolated) {
+      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+    }
+    res.writeHead(200, headers);
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) });
+    });
+  });
+}
+
+/** The mock hub binary: $MOCK_HUB_BIN, or built with cargo (once). */
+export function mockHubBin() {
+  if (process.env.MOCK_HUB_BIN) return process.env.MOCK_HUB_BIN;
+  execFileSync('cargo', ['build', '--quiet', '--example', 'mock_hub'], { cwd: ROOT, stdio: 'inherit' });
+  const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
+  return path.join(targetDir, 'debug', 'examples', 'mock_hub');
+}
+
+/**
+ * Starts the mock hub over `root` (repos `fixtures/<folder>`). Returns { url, faults(f), reset(),
+ * stats(), stop() }.
+ */
+export async function startHub({ root = path.join(ROOT, 'tests/fixtures/models'), port = 0, bin = mockHubBin() } = {}) {
+  const proc = spawn(bin, ['--root', root, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    proc.on('exit', (code) => reject(new Error(`mock hub exited with ${code}`)));
+  });
+  const control = async (p, body) => {
+    const r = await fetch(`${url}/__mock/${p}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`mock hub ${p}: ${r.status}`);
+    return r.json();
+  };
+  return {
+    url,
+    port: Number(new URL(url).port),
+    faults: (f) => control('faults', f),
+    reset: () => control('reset', {}),
+    stats: () => control('stats'),
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Headless Chromium with a fresh profile (IndexedDB persists within it). */
+export async function launchBrowser() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'instructor-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+    ],
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens the test page (which imports the package as a plain ES module) and waits for it. */
+export async function openPage(context, staticUrl, page = 'test.html') {
+  const p = await context.newPage();
+  p.on('console', (m) => {
+    if (m.type() === 'error' || process.env.BROWSER_LOG) console.error(`[browser] ${m.text()}`);
+  });
+  p.on('pageerror', (e) => console.error(`[browser error] ${e.message}`));
+  await p.goto(`${staticUrl}/tests/browser/pages/${page}`);
+  await p.waitForFunction(() => window.IE !== undefined, null, { timeout: 30000 });
+  return p;
+}
+
+export function fixtureCases() {
+  return fs
+    .readFileSync(path.join(ROOT, 'tests/fixtures/cases.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const c = JSON.parse(l);
+      return [c.instruction ?? '', c.text];
+    });
+}
+
+export function expected(model) {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, `tests/fixtures/expected/${model}.json`), 'utf8'));
+}
