@@ -1,10 +1,10 @@
 //! [`Instructor`]: the one encode path, from pairs to embeddings.
 
+use crate::backend::{Backend, BackendKind};
 use crate::config::{Head, ModelConfig};
 use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
 use crate::model::{load_weights_from, Dropout, Dtype, T5Encoder};
-use crate::pooling::{mean_pool, pooling_mask};
 use crate::source::{DirSource, ModelSource};
 use crate::tokenize::{InstructorTokenizer, Tokens};
 use candle_core::{DType, Device, Tensor};
@@ -38,8 +38,10 @@ impl Input {
 pub struct LoadOptions {
     /// Precision of the encoder's matrix products.
     pub dtype: Dtype,
-    /// Where the model runs (`Device::Cpu`, or a CUDA device with the `cuda` feature).
+    /// Where the candle backend runs (`Device::Cpu`, or a CUDA device with the `cuda` feature).
     pub device: Device,
+    /// candle, wgpu, or wgpu with a fallback to candle.
+    pub backend: BackendKind,
 }
 
 impl Default for LoadOptions {
@@ -47,6 +49,7 @@ impl Default for LoadOptions {
         Self {
             dtype: Dtype::F32,
             device: Device::Cpu,
+            backend: BackendKind::Candle,
         }
     }
 }
@@ -112,8 +115,9 @@ pub struct TokenEmbeddings {
 pub struct Instructor {
     config: ModelConfig,
     tokenizer: InstructorTokenizer,
-    encoder: T5Encoder,
-    heads: Vec<Layer>,
+    backend: Backend,
+    /// Why [`BackendKind::Auto`] fell back to candle.
+    fallback_reason: Option<String>,
     device: Device,
 }
 
@@ -158,11 +162,12 @@ impl Instructor {
                     .map_err(|e| Error::weights(&cfg.weights, candle_message(&e))),
             })
             .collect::<Result<_>>()?;
+        let (backend, fallback_reason) = Backend::new(encoder, heads, opts)?;
         Ok(Self {
             config,
             tokenizer,
-            encoder,
-            heads,
+            backend,
+            fallback_reason,
             device: opts.device.clone(),
         })
     }
@@ -186,12 +191,8 @@ impl Instructor {
     pub fn encode(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Embeddings> {
         let dim = self.dim();
         let mut data = vec![0f32; inputs.len() * dim];
-        self.run_batches(inputs, opts, |first, _tokens, hidden, batch| {
-            let mut x = self.pool(hidden, batch)?;
-            if opts.normalize {
-                x = crate::head::l2_normalize(&x)?;
-            }
-            let rows = x.flatten_all()?.to_vec1::<f32>()?;
+        self.run_batches(inputs, opts, |first, tokens| {
+            let rows = self.backend.embed(tokens, opts.normalize)?;
             data[first * dim..first * dim + rows.len()].copy_from_slice(&rows);
             Ok(())
         })?;
@@ -204,28 +205,30 @@ impl Instructor {
 
     /// Embeddings `[batch, dim]` of one packed batch as a tensor, with training-time dropout when
     /// given: the forward pass training differentiates through (inference goes through it too).
+    /// Needs the candle backend.
     pub fn forward(&self, batch: &Batch, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(&batch.ids, &batch.lengths, dropout)?;
-        self.pool(&hidden, batch)
+        self.backend.candle()?.forward(batch, dropout)
     }
 
-    /// Instruction-masked mean pooling, then the head layers.
-    fn pool(&self, hidden: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
-        let mask = Tensor::from_vec(
-            pooling_mask(&batch.lengths, &batch.instruction_lens),
-            (batch.lengths.len(), hidden.dim(0)?),
-            hidden.device(),
-        )?;
-        let mut x = mean_pool(hidden, &mask)?;
-        for head in &self.heads {
-            x = head.forward(&x)?;
-        }
-        Ok(x)
-    }
-
-    /// The model's device.
+    /// The candle backend's device.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The backend the model runs on: `cpu`, `cuda` or `wgpu: <adapter>`.
+    pub fn backend(&self) -> String {
+        self.backend.name()
+    }
+
+    /// Why [`BackendKind::Auto`] chose candle rather than wgpu.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// The wgpu model, when that is the backend.
+    #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+    pub fn wgpu(&self) -> Option<&crate::backend::wgpu::WgpuEncoder> {
+        self.backend.wgpu()
     }
 
     /// The encoder's token states for each input (see [`TokenEmbeddings`]).
@@ -235,41 +238,40 @@ impl Instructor {
         opts: &EncodeOptions,
     ) -> Result<Vec<TokenEmbeddings>> {
         let mut out = Vec::with_capacity(inputs.len());
-        self.run_batches(inputs, opts, |_first, tokens, hidden, _batch| {
+        let d = self.config.t5.d_model;
+        self.run_batches(inputs, opts, |_first, tokens| {
+            let hidden = self.backend.hidden(tokens)?;
             let mut start = 0;
             for t in tokens {
-                let states = hidden.narrow(0, start, t.ids.len())?;
-                start += t.ids.len();
+                let end = start + t.ids.len() * d;
                 out.push(TokenEmbeddings {
                     ids: t.ids.clone(),
-                    dim: states.dim(1)?,
-                    data: states.flatten_all()?.to_vec1()?,
+                    dim: d,
+                    data: hidden[start..end].to_vec(),
                 });
+                start = end;
             }
             Ok(())
         })?;
         Ok(out)
     }
 
-    /// Tokenizes and runs the encoder batch by batch, in input order (batches are packed, so
-    /// sorting by length as the reference does would save nothing). `f` gets the index of the
-    /// batch's first input, the batch's tokens, its packed hidden states `[tokens, d]` and the
-    /// batch.
+    /// Tokenizes and hands the inputs to `f` batch by batch, in input order (batches are packed,
+    /// so sorting by length as the reference does would save nothing). `f` gets the index of the
+    /// batch's first input and the batch's tokens.
     fn run_batches(
         &self,
         inputs: &[Input],
         opts: &EncodeOptions,
-        mut f: impl FnMut(usize, &[Tokens], &Tensor, &Batch) -> candle_core::Result<()>,
+        mut f: impl FnMut(usize, &[Tokens]) -> Result<()>,
     ) -> Result<()> {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch_size must be at least 1".into()));
         }
         let tokens = self.tokenize(inputs, opts.max_seq_length)?;
         for (i, chunk) in tokens.chunks(opts.batch_size).enumerate() {
-            let batch = Batch::new(chunk, &self.device)?;
-            let hidden = self.encoder.forward(&batch.ids, &batch.lengths, None)?;
             let first = i * opts.batch_size;
-            f(first, chunk, &hidden, &batch)?;
+            f(first, chunk)?;
             if let Some(progress) = opts.progress {
                 progress(first + chunk.len(), inputs.len());
             }

@@ -26,6 +26,9 @@ pub enum Error {
     /// Bad user input (an encode argument, a line of an input file).
     #[error("{0}")]
     Input(String),
+    /// The GPU backend failed: no adapter, a lost device, a kernel or memory error.
+    #[error("gpu: {0}")]
+    Gpu(String),
     /// Training cannot go on (a NaN loss, a checkpoint that does not fit the run).
     #[error("{0}")]
     Train(String),

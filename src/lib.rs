@@ -5,7 +5,8 @@
 //! Data flows through the modules in this order:
 //! [`config`] (model folder) → [`tokenize`] → [`model`] (T5 encoder) → [`pooling`] → [`head`]
 //! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path, and the
-//! forward pass [`train`] fine-tunes through.
+//! forward pass [`train`] fine-tunes through. The encoder, pooling and head run on a [`backend`]:
+//! candle (CPU/CUDA), or wgpu with the `wgpu` feature.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
@@ -18,6 +19,7 @@
 //! # Ok::<(), instructor::Error>(())
 //! ```
 
+pub mod backend;
 pub mod config;
 mod embed;
 mod error;
@@ -34,6 +36,7 @@ pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use backend::BackendKind;
 pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
 pub use error::{Error, Result};
 pub use model::Dtype;

@@ -7,7 +7,7 @@ pub mod train;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use instructor::{Dtype, Instructor, LoadOptions};
+use instructor::{BackendKind, Dtype, Instructor, LoadOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,8 @@ pub struct ModelArgs {
     /// Precision of the encoder's matrix products.
     #[arg(long, default_value = "f32")]
     pub dtype: Dtype,
-    /// Where to run: cpu, or cuda (build with `--features cuda`).
+    /// Where to run: cpu, cuda (build with `--features cuda`), wgpu (build with
+    /// `--features wgpu`), or auto (wgpu when a hardware GPU fits the model, else cpu).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars.
@@ -44,18 +45,35 @@ impl ModelArgs {
 
     /// Loads the model in `dir` (from [`resolve`](Self::resolve)) as `--dtype` and `--device` say.
     pub fn load_from(&self, dir: &Path) -> Result<Instructor> {
+        let (device, backend) = match self.device.as_str() {
+            "wgpu" => (candle_core::Device::Cpu, BackendKind::Wgpu),
+            "auto" => (candle_core::Device::Cpu, BackendKind::Auto),
+            _ => (self.device()?, BackendKind::Candle),
+        };
         let opts = LoadOptions {
             dtype: self.dtype,
-            device: self.device()?,
+            device,
+            backend,
         };
-        Ok(Instructor::load(dir, &opts)?)
+        let model = Instructor::load(dir, &opts)?;
+        if let (Some(why), false) = (model.fallback_reason(), self.quiet) {
+            eprintln!("--device auto: running on {} ({why})", model.backend());
+        }
+        Ok(model)
     }
 
+    /// The candle device (training runs on candle only).
     pub fn device(&self) -> Result<candle_core::Device> {
         Ok(match self.device.as_str() {
             "cpu" => candle_core::Device::Cpu,
             "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
-            other => anyhow::bail!("--device: unknown device `{other}` (expected cpu or cuda)"),
+            "wgpu" | "auto" => anyhow::bail!(
+                "--device {}: this command runs on candle (cpu or cuda)",
+                self.device
+            ),
+            other => anyhow::bail!(
+                "--device: unknown device `{other}` (expected cpu, cuda, wgpu or auto)"
+            ),
         })
     }
 

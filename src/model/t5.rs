@@ -280,3 +280,64 @@ pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance:
     };
     (offset + bucket) as u32
 }
+
+/// The encoder's weights by role, borrowed: what a backend that keeps its own copy (wgpu) uploads.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+pub(crate) struct EncoderWeights<'a> {
+    /// `[vocab, d_model]`
+    pub embed: &'a Tensor,
+    /// `[buckets, heads]`, shared by every layer.
+    pub relative_bias: &'a Tensor,
+    pub blocks: Vec<BlockWeights<'a>>,
+    pub final_norm: &'a Tensor,
+    pub activation: Activation,
+}
+
+/// One block's weights; matrices are `[out, in]` as in the checkpoint.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+pub(crate) struct BlockWeights<'a> {
+    pub attn_norm: &'a Tensor,
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub o: &'a Tensor,
+    pub ff_norm: &'a Tensor,
+    /// `[wi]` for a plain feed-forward, `[wi_0, wi_1]` (activated, linear) for a gated one.
+    pub wi: Vec<&'a Tensor>,
+    pub wo: &'a Tensor,
+}
+
+impl T5Encoder {
+    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    pub(crate) fn weights(&self) -> EncoderWeights<'_> {
+        EncoderWeights {
+            embed: self.embed.embeddings(),
+            relative_bias: self.relative_bias.embeddings(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| BlockWeights {
+                    attn_norm: &b.attn_norm.weight,
+                    q: &b.q.weight,
+                    k: &b.k.weight,
+                    v: &b.v.weight,
+                    o: &b.o.weight,
+                    ff_norm: &b.ff_norm.weight,
+                    wi: match &b.ff {
+                        FeedForward::Plain { wi, .. } => vec![&wi.weight],
+                        FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
+                    },
+                    wo: match &b.ff {
+                        FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
+                    },
+                })
+                .collect(),
+            final_norm: &self.final_norm.weight,
+            activation: self.activation,
+        }
+    }
+
+    pub fn config(&self) -> &T5Config {
+        &self.cfg
+    }
+}

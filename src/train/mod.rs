@@ -276,6 +276,7 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
     let opts = LoadOptions {
         dtype: cfg.dtype,
         device: cfg.device.clone(),
+        backend: crate::BackendKind::Candle,
     };
     let resume_from = match (checkpoint::latest(&cfg.output)?, cfg.resume) {
         (Some((_, dir)), true) => Some(dir),
