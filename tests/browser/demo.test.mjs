@@ -215,7 +215,8 @@ test('with the hub and the web server stopped, a reload still searches', async (
   await page.reload();
   await page.waitForFunction(() => /from the cache/.test(document.getElementById('model-status').textContent), null, { timeout: 60000 });
   await expectRanking(referenceRanking(RETRY_MODEL), 'offline search');
-  assert.equal(await page.getAttribute('#offline-status', 'data-state'), 'ready');
+  // The badge re-checks the service worker's cache after the reload, asynchronously.
+  await page.waitForFunction(() => document.getElementById('offline-status').dataset.state === 'ready', null, { timeout: 30000 });
   await page.screenshot({ path: path.join(shots, 'offline.png'), fullPage: true });
 });
 
