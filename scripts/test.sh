@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 echo "== native tests (cargo test)"
 cargo test --locked 2>&1
 
+echo "== wgpu backend (lavapipe when there is no GPU)"
+scripts/test-wgpu.sh
+
 echo "== browser tests (wasm package in headless Chromium)"
 scripts/test-browser.sh
 
