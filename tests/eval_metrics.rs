@@ -276,24 +276,12 @@ fn reranking_matches_trec_and_paper() {
             .map(|d| instructor::eval::metrics::similarity::cosine(&q, d))
             .collect();
         let relevant: Vec<bool> = (0..scores.len()).map(|i| i < pos.len()).collect();
-        let ids: Vec<String> = (0..pos.len())
-            .map(|i| format!("apositive_test_query{qi}_{i:05}"))
-            .chain((0..neg.len()).map(|i| format!("negative_test_query{qi}_{i:05}")))
-            .collect();
-        let hits: Vec<ranking::Hit> = ids
-            .iter()
-            .zip(&scores)
-            .map(|(d, &s)| ranking::Hit {
-                doc_id: d.clone(),
-                score: s,
-            })
-            .collect();
-        let qrels = ids
-            .iter()
-            .zip(&relevant)
-            .map(|(d, &r)| (d.clone(), r as i64))
-            .collect();
-        trec.push(ranking::evaluate_query(&hits, &qrels, &[10, 1000]));
+        trec.push(ranking::rerank_instance_as_retrieval(
+            qi,
+            &scores,
+            pos.len(),
+            &[10, 1000],
+        ));
         let (ap, mrr) = ranking::rerank_instance(&scores, &relevant, 10);
         paper_ap.push(ap);
         paper_mrr.push(mrr);

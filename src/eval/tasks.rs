@@ -362,25 +362,12 @@ pub fn run_task(
                     .collect();
                 offset += n;
                 let relevant: Vec<bool> = (0..n).map(|i| i < x.positive.len()).collect();
-                let qid = format!("test_query{qi}");
-                let ids: Vec<String> = (0..x.positive.len())
-                    .map(|i| format!("apositive_{qid}_{i:05}"))
-                    .chain((0..x.negative.len()).map(|i| format!("negative_{qid}_{i:05}")))
-                    .collect();
-                let hits: Vec<ranking::Hit> = ids
-                    .iter()
-                    .zip(&scores)
-                    .map(|(d, &s)| ranking::Hit {
-                        doc_id: d.clone(),
-                        score: s,
-                    })
-                    .collect();
-                let qrels = ids
-                    .iter()
-                    .zip(&relevant)
-                    .map(|(d, &r)| (d.clone(), r as i64))
-                    .collect();
-                per_query.push(ranking::evaluate_query(&hits, &qrels, &ranking::K_VALUES));
+                per_query.push(ranking::rerank_instance_as_retrieval(
+                    qi,
+                    &scores,
+                    x.positive.len(),
+                    &ranking::K_VALUES,
+                ));
                 let (ap, mrr) = ranking::rerank_instance(&scores, &relevant, 10);
                 aps.push(ap);
                 mrrs.push(mrr);

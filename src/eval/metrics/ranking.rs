@@ -220,6 +220,41 @@ impl<'a> TopK<'a> {
 /// The paper's reranking metrics for one instance (mteb 1.0 `RerankingEvaluator`): sklearn AP
 /// over the candidates, and MRR@`mrr_k` with candidates in descending score order (ties keep
 /// input order: positives first).
+/// One reranking instance as mteb 2.x evaluates it: retrieval over the query's own candidates
+/// (`scores`: the `n_positive` positives first, then the negatives), with mteb's document ids
+/// `apositive_…` / `negative_…`, which decide ties in trec order.
+pub fn rerank_instance_as_retrieval(
+    query: usize,
+    scores: &[f64],
+    n_positive: usize,
+    ks: &[usize],
+) -> QueryMetrics {
+    let qid = format!("test_query{query}");
+    let ids: Vec<String> = (0..scores.len())
+        .map(|i| {
+            if i < n_positive {
+                format!("apositive_{qid}_{i:05}")
+            } else {
+                format!("negative_{qid}_{:05}", i - n_positive)
+            }
+        })
+        .collect();
+    let hits: Vec<Hit> = ids
+        .iter()
+        .zip(scores)
+        .map(|(d, &score)| Hit {
+            doc_id: d.clone(),
+            score,
+        })
+        .collect();
+    let qrels = ids
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.clone(), i64::from(i < n_positive)))
+        .collect();
+    evaluate_query(&hits, &qrels, ks)
+}
+
 pub fn rerank_instance(scores: &[f64], is_relevant: &[bool], mrr_k: usize) -> (f64, f64) {
     let ap = super::pair::average_precision(scores, is_relevant);
     let mut order: Vec<usize> = (0..scores.len()).collect();
