@@ -8,8 +8,7 @@ mod mock_hub;
 
 use instructor::hub::{Hub, HubError, HubOptions, Progress};
 use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
-use mock_hub::{Faults, MockHub};
-use sha1::Sha1;
+use mock_hub::{hex, Faults, MockHub};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,17 +59,6 @@ fn repo_dir(cache: &Path) -> PathBuf {
 
 fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
-}
-
-fn git_sha1_hex(data: &[u8]) -> String {
-    let mut h = Sha1::new();
-    h.update(format!("blob {}\0", data.len()));
-    h.update(data);
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Files under `dir` whose name ends with `suffix`.
@@ -138,7 +126,7 @@ fn first_download_fetches_only_needed_files_into_a_huggingface_hub_layout() {
         let etag = if file.ends_with(".bin") {
             sha256_hex(&data)
         } else {
-            git_sha1_hex(&data)
+            mock_hub::git_sha1(&data)
         };
         let depth = file.matches('/').count() + 2;
         let target = format!("{}blobs/{etag}", "../".repeat(depth));
@@ -373,7 +361,7 @@ fn sha_mismatch_is_refused_and_leaves_nothing() {
         msg.contains("`config.json`") && msg.contains("git blob sha1"),
         "{msg}"
     );
-    let sha1 = git_sha1_hex(&hub.file(REPO, "config.json"));
+    let sha1 = mock_hub::git_sha1(&hub.file(REPO, "config.json"));
     assert!(!repo.join("blobs").join(sha1).exists());
     assert!(files_ending(&repo.join("blobs"), ".incomplete").is_empty());
 }
@@ -581,7 +569,7 @@ fn cache_laid_out_by_huggingface_hub_is_used_with_the_hub_down() {
         let etag = if file.ends_with(".safetensors") || file.ends_with(".bin") {
             sha256_hex(&data)
         } else {
-            git_sha1_hex(&data)
+            mock_hub::git_sha1(&data)
         };
         std::fs::create_dir_all(repo.join("blobs")).unwrap();
         std::fs::write(repo.join("blobs").join(&etag), &data).unwrap();

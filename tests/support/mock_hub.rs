@@ -583,14 +583,15 @@ fn is_lfs(path: &str) -> bool {
     .any(|ext| path.ends_with(ext))
 }
 
-fn git_sha1(data: &[u8]) -> String {
+/// Git's blob id (the ETag the hub gives small files).
+pub fn git_sha1(data: &[u8]) -> String {
     let mut h = Sha1::new();
     h.update(format!("blob {}\0", data.len()));
     h.update(data);
     hex(&h.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
