@@ -282,7 +282,7 @@ pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance:
 }
 
 /// The encoder's weights by role, borrowed: what a backend that keeps its own copy (wgpu) uploads.
-#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+#[cfg(feature = "wgpu")]
 pub(crate) struct EncoderWeights<'a> {
     /// `[vocab, d_model]`
     pub embed: &'a Tensor,
@@ -294,7 +294,7 @@ pub(crate) struct EncoderWeights<'a> {
 }
 
 /// One block's weights; matrices are `[out, in]` as in the checkpoint.
-#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+#[cfg(feature = "wgpu")]
 pub(crate) struct BlockWeights<'a> {
     pub attn_norm: &'a Tensor,
     pub q: &'a Tensor,
@@ -308,7 +308,7 @@ pub(crate) struct BlockWeights<'a> {
 }
 
 impl T5Encoder {
-    #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+    #[cfg(feature = "wgpu")]
     pub(crate) fn weights(&self) -> EncoderWeights<'_> {
         EncoderWeights {
             embed: self.embed.embeddings(),
