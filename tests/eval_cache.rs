@@ -2,6 +2,8 @@
 //! stand-in for the model: what is embedded, what is read back, and what an interrupted write
 //! leaves behind.
 
+mod common;
+
 use instructor::eval::cache::{CacheStats, DiskCache};
 use instructor::eval::EvalError;
 use instructor::{Embeddings, Input};
@@ -108,7 +110,7 @@ fn an_interrupted_write_is_skipped_and_a_damaged_segment_is_named() {
     cache
         .get_or_embed(&texts, &mut counting(&mut vec![]))
         .unwrap();
-    let segments: Vec<_> = walk(dir.path())
+    let segments: Vec<_> = common::walk(dir.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
         .collect();
@@ -132,18 +134,4 @@ fn an_interrupted_write_is_skipped_and_a_damaged_segment_is_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains(&segments[0].display().to_string()), "{err}");
-}
-
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(p)
-        .unwrap()
-        .flat_map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                vec![p]
-            }
-        })
-        .collect()
 }

@@ -2,6 +2,7 @@
 //! files in mteb 2.x's layout whose numbers equal the metrics recomputed from the embeddings,
 //! a rerun served from the embedding cache, and datasets fetched from the mock hub.
 
+mod common;
 #[path = "support/mock_hub.rs"]
 mod mock_hub;
 
@@ -207,7 +208,7 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
 
     // A rerun embeds nothing new: the cache holds the same files.
     let listing = |p: &Path| {
-        let mut v: Vec<_> = walk(p);
+        let mut v: Vec<_> = common::walk(p);
         v.sort();
         v
     };
@@ -218,20 +219,6 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
     assert!(std::fs::read_to_string(out.path().join("summary.md"))
         .unwrap()
         .contains("| Retrieval | 1 |"));
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(p)
-        .unwrap()
-        .flat_map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                vec![p]
-            }
-        })
-        .collect()
 }
 
 /// A task whose folder is not under `--data` is fetched from its hub dataset (named in the task
