@@ -80,7 +80,9 @@ interface ModelInfo {
   readonly fromCache: boolean;
 }
 
-export class Instructor implements ModelInfo {
+// Declaration merging gives both classes ModelInfo's read-only fields.
+export interface Instructor extends ModelInfo {}
+export class Instructor {
   private constructor();
   static load(repo: string, options?: LoadOptions): Promise<Instructor>;
   encode(pairs: Pair[], options?: EncodeOptions): Promise<Embeddings>;
@@ -89,18 +91,11 @@ export class Instructor implements ModelInfo {
   static cachedModels(): Promise<CachedModel[]>;
   static clearCache(repo?: string): Promise<void>;
   static wasmMemoryBytes(): Promise<number>;
-  readonly dim: number;
-  readonly device: 'cpu' | 'webgpu';
-  readonly fallbackReason: string | null;
-  readonly dtype: Dtype;
-  readonly repo: string;
-  readonly revision: string;
-  readonly commit: string;
-  readonly fromCache: boolean;
 }
 
 /** The same API with the model in a Web Worker; calls queue and run one at a time. */
-export class InstructorWorker implements ModelInfo {
+export interface InstructorWorker extends ModelInfo {}
+export class InstructorWorker {
   private constructor();
   static load(repo: string, options?: LoadOptions & { workerUrl?: string | URL }): Promise<InstructorWorker>;
   encode(pairs: Pair[], options?: EncodeOptions): Promise<Embeddings>;
@@ -108,14 +103,6 @@ export class InstructorWorker implements ModelInfo {
   dispose(): Promise<void>;
   static cachedModels(): Promise<CachedModel[]>;
   static clearCache(repo?: string): Promise<void>;
-  readonly dim: number;
-  readonly device: 'cpu' | 'webgpu';
-  readonly fallbackReason: string | null;
-  readonly dtype: Dtype;
-  readonly repo: string;
-  readonly revision: string;
-  readonly commit: string;
-  readonly fromCache: boolean;
 }
 
 /** Instantiates the wasm module (done by load; call it early to overlap the fetch). */

@@ -51,16 +51,6 @@ fn eval(out: &Path, task: &str, kind: &str) {
     );
 }
 
-/// The `N texts embedded` count `instructor eval` reports for `task`.
-fn embedded(stderr: &str, task: &str) -> usize {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with(&format!("{task}: ")))
-        .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
-    let (_, rest) = line.split_once("; ").unwrap();
-    rest.split(' ').next().unwrap().parse().unwrap()
-}
-
 fn result_file(out: &Path, task: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join(format!("{task}.json"))).unwrap())
         .unwrap()
@@ -378,10 +368,10 @@ fn a_dataset_with_one_new_text_embeds_only_that_text() {
         })
         .collect();
     assert_eq!(
-        embedded(&eval_with(&out, &args, &[]), "TinySTS"),
+        common::embedded(&eval_with(&out, &args, &[]), "TinySTS"),
         distinct.len()
     );
-    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 0);
+    assert_eq!(common::embedded(&eval_with(&out, &args, &[]), "TinySTS"), 0);
 
     // A new first sentence paired with a second sentence seen before.
     let mut text = std::fs::read_to_string(&file).unwrap();
@@ -392,7 +382,7 @@ fn a_dataset_with_one_new_text_embeds_only_that_text() {
     });
     text += &format!("{row}\n");
     std::fs::write(&file, text).unwrap();
-    assert_eq!(embedded(&eval_with(&out, &args, &[]), "TinySTS"), 1);
+    assert_eq!(common::embedded(&eval_with(&out, &args, &[]), "TinySTS"), 1);
 }
 
 /// Billboard on the repository's file layout: the result's Pearson is the metric recomputed

@@ -1,6 +1,8 @@
 //! The shipped per-model instruction tables (the INSTRUCTOR repository's own, for
 //! hkunlp/instructor-base, -large and -xl) and how `instructor eval` picks one.
 
+mod common;
+
 use instructor::eval::{infer_model_table, TaskTable, TaskType, MODEL_TABLES};
 use serde_json::Value;
 use std::path::Path;
@@ -111,16 +113,6 @@ fn printed(args: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-/// The `N texts embedded` count `instructor eval` reports for `task`.
-fn embedded(stderr: &str, task: &str) -> usize {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with(&format!("{task}: ")))
-        .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
-    let (_, rest) = line.split_once("; ").unwrap();
-    rest.split(' ').next().unwrap().parse().unwrap()
-}
-
 fn eval_ok(args: &[&str]) -> String {
     let out = instructor(args);
     assert!(
@@ -189,7 +181,7 @@ fn eval_with_instructions_for_large_embeds_with_the_large_instruction() {
         "--cache",
         cache.to_str().unwrap(),
     ];
-    let first = embedded(
+    let first = common::embedded(
         &eval_ok(&[&base[..], &["--instructions-for", "large"]].concat()),
         "STS12",
     );
@@ -201,7 +193,7 @@ fn eval_with_instructions_for_large_embeds_with_the_large_instruction() {
     )
     .unwrap();
     let explicit = [&base[..], &["--instructions", file.to_str().unwrap()]].concat();
-    assert_eq!(embedded(&eval_ok(&explicit), "STS12"), 0);
+    assert_eq!(common::embedded(&eval_ok(&explicit), "STS12"), 0);
     // The per-type default is another instruction: nothing of it is cached yet.
-    assert_eq!(embedded(&eval_ok(&base), "STS12"), first);
+    assert_eq!(common::embedded(&eval_ok(&base), "STS12"), first);
 }

@@ -71,3 +71,13 @@ pub fn walk(p: &std::path::Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// The `N texts embedded` count `instructor eval` reports on stderr for `task`.
+pub fn embedded(stderr: &str, task: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{task}: ")))
+        .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
+    let (_, rest) = line.split_once("; ").unwrap();
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
