@@ -13,9 +13,13 @@ export interface LoadOptions {
   hubUrl?: string;
   /** Branch, tag or commit; default 'main'. Files are fetched pinned to the commit it resolves to. */
   revision?: string;
-  /** 'auto' (default) = 'cpu' in this build (see `fallbackReason`); 'webgpu' is not available yet. */
+  /**
+   * 'auto' (default): WebGPU when a hardware adapter takes the model, else the CPU (SIMD), with
+   * the reason in `fallbackReason`. 'webgpu': the GPU or an error. 'cpu': WebAssembly SIMD.
+   */
   device?: Device;
-  /** Compute dtype of the matrix products; default 'f32'. */
+  /** Compute dtype of the matrix products on the CPU; on WebGPU, how weights are stored
+   * ('f16' halves GPU memory; arithmetic stays f32 where T5 needs it). Default 'f32'. */
   dtype?: Dtype;
   /** `{ file, loaded, total }` while downloading (per file, non-decreasing), then `{ status: 'ready' }`. */
   onProgress?: (p: Progress) => void;
@@ -59,7 +63,9 @@ export interface CachedModel {
 }
 
 /** Errors carry a `name`: 'NetworkError', 'HubError', 'IntegrityError' (sha256 mismatch),
- * 'QuotaExceededError' (with `bytesNeeded`), 'NotSupportedError', 'InvalidStateError'. */
+ * 'QuotaExceededError' (with `bytesNeeded`), 'NotSupportedError', 'InvalidStateError',
+ * 'ModelError' (the files do not make a model), 'GPUError' (device 'webgpu' failed to load, or the
+ * GPU was lost: load the model again). */
 export class InstructorError extends Error {
   file?: string;
   bytesNeeded?: number;
@@ -71,6 +77,8 @@ interface ModelInfo {
   readonly device: 'cpu' | 'webgpu';
   /** Why 'auto' did not pick the GPU, or null. */
   readonly fallbackReason: string | null;
+  /** The WebGPU adapter's description when `device` is 'webgpu', else null. */
+  readonly adapter: string | null;
   readonly dtype: Dtype;
   readonly repo: string;
   readonly revision: string;

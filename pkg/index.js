@@ -29,19 +29,27 @@ export function init(wasmUrl) {
 }
 
 /**
- * Which backend runs the model. WebGPU is the seam for the GPU backend (not in this build):
- * 'auto' falls back to the CPU and says why in `fallbackReason`.
+ * What to ask the wasm side for. 'auto' and 'webgpu' need `navigator.gpu`: without it 'webgpu'
+ * fails here and 'auto' asks for the CPU, with the reason.
  */
 function pickDevice(device) {
+  const gpu = typeof navigator !== 'undefined' && !!navigator.gpu;
   switch (device ?? 'auto') {
     case 'cpu':
       return { device: 'cpu', fallbackReason: null };
     case 'auto':
-      return { device: 'cpu', fallbackReason: 'the WebGPU backend is not part of this build' };
+      return gpu
+        ? { device: 'auto', fallbackReason: null }
+        : { device: 'cpu', fallbackReason: 'WebGPU is not available in this browser (no navigator.gpu)' };
     case 'webgpu':
-      throw new InstructorError("instructor-embed: device 'webgpu' is not available in this build; use 'auto' or 'cpu'", {
-        name: 'NotSupportedError',
-      });
+      if (!gpu) {
+        throw new InstructorError(
+          "instructor-embed: device 'webgpu' needs WebGPU, which this browser does not offer here (no navigator.gpu; " +
+            "pages need a secure context such as https or localhost); use 'auto' to fall back to the CPU",
+          { name: 'NotSupportedError' },
+        );
+      }
+      return { device: 'webgpu', fallbackReason: null };
     default:
       throw new InstructorError(`instructor-embed: unknown device '${device}' (expected 'auto', 'cpu' or 'webgpu')`, {
         name: 'TypeError',
@@ -79,6 +87,8 @@ export function splitPairs(pairs) {
 export class Instructor {
   #model;
   #dim;
+  /** Encode calls run one after another (a WebGPU batch awaits its results mid-call). */
+  #queue = Promise.resolve();
 
   /** @private use Instructor.load */
   constructor(model, info) {
@@ -88,6 +98,7 @@ export class Instructor {
     this.revision = info.revision;
     this.commit = info.commit;
     this.device = info.device;
+    this.adapter = info.adapter;
     this.dtype = info.dtype;
     this.fallbackReason = info.fallbackReason;
     this.fromCache = info.fromCache;
@@ -114,15 +125,33 @@ export class Instructor {
     checkDtype(dtype);
     await init(wasmUrl);
     const { commit, files, fromCache } = await fetchModel(repo, { hubUrl, revision, wasm, onProgress, retries });
-    // The file buffers stay in the JS heap; the loader copies one tensor at a time into wasm.
-    const model = wasm.WasmModel.load(`${repo}@${commit}`, files, dtype);
-    files.length = 0;
+    // The file buffers stay in the JS heap; the loader copies one tensor at a time into wasm
+    // (and, on WebGPU, on to the GPU one block at a time).
+    let model;
+    try {
+      model = await wasm.WasmModel.load(`${repo}@${commit}`, files, dtype, dev.device);
+    } catch (e) {
+      throw new InstructorError(`instructor-embed: ${repo}@${commit}: ${e?.message ?? e}`, {
+        name: dev.device === 'webgpu' ? 'GPUError' : 'ModelError',
+      });
+    } finally {
+      files.length = 0;
+    }
     try {
       onProgress?.({ status: 'ready' });
     } catch (e) {
       console.error('instructor-embed: onProgress threw', e);
     }
-    return new Instructor(model, { repo, revision, commit, dtype, fromCache, ...dev });
+    return new Instructor(model, {
+      repo,
+      revision,
+      commit,
+      dtype,
+      fromCache,
+      device: model.device(),
+      adapter: model.adapter() ?? null,
+      fallbackReason: model.fallbackReason() ?? dev.fallbackReason,
+    });
   }
 
   /** Size of the embeddings. */
@@ -138,8 +167,14 @@ export class Instructor {
     if (!this.#model) throw new InstructorError('instructor-embed: the model was disposed', { name: 'InvalidStateError' });
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new TypeError('instructor-embed: batchSize must be a positive integer');
     const { instructions, texts } = splitPairs(pairs);
-    const data = this.#model.encode(instructions, texts, batchSize, !!normalize);
-    return { data, dims: [texts.length, this.#dim] };
+    // dispose() frees the model only after the calls queued before it.
+    const model = this.#model;
+    const run = this.#queue.then(async () => {
+      const data = await model.encode(instructions, texts, batchSize, !!normalize);
+      return { data, dims: [texts.length, this.#dim] };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
   /** Number of tokens the pairs take after truncation (for throughput figures). */
@@ -148,10 +183,15 @@ export class Instructor {
     return this.#model.countTokens(instructions, texts);
   }
 
-  /** Frees the model's wasm memory (the module's linear memory itself never shrinks). */
+  /**
+   * Frees the model's wasm memory (the module's linear memory itself never shrinks) and GPU
+   * buffers, after the encode calls already queued.
+   */
   async dispose() {
-    this.#model?.free();
+    const model = this.#model;
     this.#model = null;
+    await this.#queue;
+    model?.free();
   }
 
   /** What is cached in IndexedDB: `[{ repo, commit, revisions, files, size, complete }]`. */

@@ -22,7 +22,7 @@ if [ ! -d tests/browser/node_modules/binaryen ] || [ ! -d tests/browser/node_mod
   (cd tests/browser && npm install --no-audit --no-fund)
 fi
 
-cargo build --target wasm32-unknown-unknown --release --lib --no-default-features
+cargo build --target wasm32-unknown-unknown --release --lib --no-default-features --features wgpu
 rm -rf pkg/wasm
 wasm-bindgen --target web --out-dir pkg/wasm --out-name instructor \
   "$TARGET_DIR/wasm32-unknown-unknown/release/instructor.wasm"

@@ -25,7 +25,7 @@ if [ -z "${MOCK_HUB_BIN:-}" ]; then
   export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
 fi
 
-node --test --test-concurrency=1 tests/browser/embed.test.mjs
+node --test --test-concurrency=1 tests/browser/embed.test.mjs tests/browser/webgpu.test.mjs
 
 if [ "${1:-}" = --bench ]; then
   node tests/browser/bench.mjs

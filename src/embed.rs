@@ -4,8 +4,10 @@ use crate::backend::{Backend, BackendKind};
 use crate::config::{Head, ModelConfig};
 use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
-use crate::model::{load_weights_from, Dropout, Dtype, T5Encoder};
-use crate::source::{DirSource, ModelSource};
+use crate::model::{load_weights_from, Dropout, Dtype};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::source::DirSource;
+use crate::source::ModelSource;
 use crate::tokenize::{InstructorTokenizer, Tokens};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -123,6 +125,7 @@ pub struct Instructor {
 
 impl Instructor {
     /// Loads a model folder in the sentence-transformers layout.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
         Self::from_source(&DirSource::new(dir), opts)
     }
@@ -130,6 +133,7 @@ impl Instructor {
     /// Loads a model from any [`ModelSource`]: a folder, or files held in memory (the browser).
     /// A memory source's weight buffers are read tensor by tensor and can be dropped once this
     /// returns.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_source(src: &dyn ModelSource, opts: &LoadOptions) -> Result<Self> {
         Self::from_source_with(src, opts, |_, vb| Ok(vb))
     }
@@ -137,10 +141,26 @@ impl Instructor {
     /// Like [`from_source`](Self::from_source), with each weights file's `VarBuilder` (the
     /// encoder's, then each Dense layer's) passed through `weights(file, vb)` before the model
     /// reads it. Training wraps it so that every tensor handed out becomes a trainable `Var`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_source_with(
         src: &dyn ModelSource,
         opts: &LoadOptions,
         weights: impl Fn(&Path, VarBuilder<'static>) -> Result<VarBuilder<'static>>,
+    ) -> Result<Self> {
+        pollster::block_on(Self::build(src, opts, &weights))
+    }
+
+    /// [`from_source`](Self::from_source) for callers that cannot block: the browser, where
+    /// opening a WebGPU device is asynchronous.
+    pub async fn from_source_async(src: &dyn ModelSource, opts: &LoadOptions) -> Result<Self> {
+        Self::build(src, opts, &|_, vb| Ok(vb)).await
+    }
+
+    /// The one loader behind the entry points above.
+    async fn build(
+        src: &dyn ModelSource,
+        opts: &LoadOptions,
+        weights: &dyn Fn(&Path, VarBuilder<'static>) -> Result<VarBuilder<'static>>,
     ) -> Result<Self> {
         let config = ModelConfig::from_source(src)?;
         let tokenizer_json = src.read(&config.relative(&config.tokenizer))?;
@@ -151,8 +171,6 @@ impl Instructor {
             let data = src.open(&config.relative(file))?;
             weights(file, load_weights_from(data, file, dtype, &opts.device)?)
         };
-        let encoder = T5Encoder::load(open(&config.weights, opts.dtype.to_candle())?, &config.t5)
-            .map_err(|e| Error::weights(&config.weights, candle_message(&e)))?;
         let heads = config
             .heads
             .iter()
@@ -162,7 +180,14 @@ impl Instructor {
                     .map_err(|e| Error::weights(&cfg.weights, candle_message(&e))),
             })
             .collect::<Result<_>>()?;
-        let (backend, fallback_reason) = Backend::new(encoder, heads, opts)?;
+        let (backend, fallback_reason) = Backend::load(
+            &|dtype| open(&config.weights, dtype),
+            &config.weights,
+            &config.t5,
+            heads,
+            opts,
+        )
+        .await?;
         Ok(Self {
             config,
             tokenizer,
@@ -188,14 +213,27 @@ impl Instructor {
     }
 
     /// Embeds inputs: encoder, instruction-masked mean pooling, then the head layers.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn encode(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Embeddings> {
+        pollster::block_on(self.encode_async(inputs, opts))
+    }
+
+    /// [`encode`](Self::encode) for callers that cannot block (the browser's WebGPU backend
+    /// reads its results back asynchronously).
+    pub async fn encode_async(
+        &self,
+        inputs: &[Input],
+        opts: &EncodeOptions<'_>,
+    ) -> Result<Embeddings> {
         let dim = self.dim();
         let mut data = vec![0f32; inputs.len() * dim];
-        self.run_batches(inputs, opts, |first, tokens| {
-            let rows = self.backend.embed(tokens, opts.normalize)?;
+        let tokens = self.checked_tokens(inputs, opts)?;
+        for (i, tokens) in tokens.chunks(opts.batch_size).enumerate() {
+            let first = i * opts.batch_size;
+            let rows = self.backend.embed(tokens, opts.normalize).await?;
             data[first * dim..first * dim + rows.len()].copy_from_slice(&rows);
-            Ok(())
-        })?;
+            self.report(opts, first + tokens.len(), inputs.len());
+        }
         Ok(Embeddings {
             data,
             rows: inputs.len(),
@@ -232,6 +270,7 @@ impl Instructor {
     }
 
     /// The encoder's token states for each input (see [`TokenEmbeddings`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn encode_tokens(
         &self,
         inputs: &[Input],
@@ -239,8 +278,10 @@ impl Instructor {
     ) -> Result<Vec<TokenEmbeddings>> {
         let mut out = Vec::with_capacity(inputs.len());
         let d = self.config.t5.d_model;
-        self.run_batches(inputs, opts, |_first, tokens| {
-            let hidden = self.backend.hidden(tokens)?;
+        let tokens = self.checked_tokens(inputs, opts)?;
+        for (i, tokens) in tokens.chunks(opts.batch_size).enumerate() {
+            let first = i * opts.batch_size;
+            let hidden = pollster::block_on(self.backend.hidden(tokens))?;
             let mut start = 0;
             for t in tokens {
                 let end = start + t.ids.len() * d;
@@ -251,37 +292,30 @@ impl Instructor {
                 });
                 start = end;
             }
-            Ok(())
-        })?;
+            self.report(opts, first + tokens.len(), inputs.len());
+        }
         Ok(out)
     }
 
-    /// Tokenizes and hands the inputs to `f` batch by batch, in input order (batches are packed,
-    /// so sorting by length as the reference does would save nothing). `f` gets the index of the
-    /// batch's first input and the batch's tokens.
-    fn run_batches(
-        &self,
-        inputs: &[Input],
-        opts: &EncodeOptions,
-        mut f: impl FnMut(usize, &[Tokens]) -> Result<()>,
-    ) -> Result<()> {
+    /// Tokenizes the inputs for encoding in batches of `opts.batch_size`, in input order
+    /// (batches are packed, so sorting by length as the reference does would save nothing).
+    fn checked_tokens(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Vec<Tokens>> {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch_size must be at least 1".into()));
         }
-        let tokens = self.tokenize(inputs, opts.max_seq_length)?;
-        for (i, chunk) in tokens.chunks(opts.batch_size).enumerate() {
-            let first = i * opts.batch_size;
-            f(first, chunk)?;
-            if let Some(progress) = opts.progress {
-                progress(first + chunk.len(), inputs.len());
-            }
+        self.tokenize(inputs, opts.max_seq_length)
+    }
+
+    /// Tells `opts.progress`, if any, that `done` of `total` inputs are embedded.
+    fn report(&self, opts: &EncodeOptions, done: usize, total: usize) {
+        if let Some(progress) = opts.progress {
+            progress(done, total);
         }
-        Ok(())
     }
 }
 
 /// Tokenized inputs packed one after another into one batch (no padding; see
-/// [`T5Encoder::forward`]).
+/// [`T5Encoder::forward`](crate::model::T5Encoder::forward)).
 pub struct Batch {
     /// `[tokens]` u32: every input's ids, one input after another.
     pub ids: Tensor,

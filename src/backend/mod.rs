@@ -8,13 +8,16 @@
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
+use crate::config::T5Config;
 use crate::embed::{Batch, LoadOptions};
-use crate::error::Result;
+use crate::error::{candle_message, Error, Result};
 use crate::head::Layer;
 use crate::model::{Dropout, T5Encoder};
 use crate::pooling::{mean_pool, pooling_mask};
 use crate::tokenize::Tokens;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use std::path::Path;
 
 /// Which backend [`Instructor::load`](crate::Instructor::load) uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,19 +75,28 @@ impl CandleBackend {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Candle(CandleBackend),
-    #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+    #[cfg(feature = "wgpu")]
     Wgpu(wgpu::WgpuEncoder),
 }
 
+/// Opens the encoder's weights file as a `VarBuilder` of the given dtype (each call reads it
+/// anew: a failed GPU upload falls back by reading again).
+pub(crate) type OpenWeights<'a> = dyn Fn(DType) -> Result<VarBuilder<'static>> + 'a;
+
 impl Backend {
-    /// The backend `opts` asks for, from a loaded encoder; for [`BackendKind::Auto`] also why it
-    /// fell back to candle, if it did.
-    pub fn new(
-        encoder: T5Encoder,
+    /// Loads the encoder from `open` (the weights file `file`) onto the backend `opts` asks for;
+    /// for [`BackendKind::Auto`] also says why it fell back to candle, if it did. The GPU backend
+    /// streams the weights block by block to the device, never holding the model on the host.
+    pub async fn load(
+        open: &OpenWeights<'_>,
+        file: &Path,
+        cfg: &T5Config,
         heads: Vec<Layer>,
         opts: &LoadOptions,
     ) -> Result<(Self, Option<String>)> {
-        let candle = |encoder, heads, reason| {
+        let candle = |heads, reason| {
+            let encoder = T5Encoder::load(open(opts.dtype.to_candle())?, cfg)
+                .map_err(|e| Error::weights(file, candle_message(&e)))?;
             let b = CandleBackend {
                 encoder,
                 heads,
@@ -93,23 +105,22 @@ impl Backend {
             Ok((Backend::Candle(b), reason))
         };
         match opts.backend {
-            BackendKind::Candle => candle(encoder, heads, None),
-            #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
-            kind => match gpu_backend(&encoder, &heads, opts, kind == BackendKind::Auto) {
-                Ok(b) => Ok((b, None)),
-                Err(e) if kind == BackendKind::Auto => candle(encoder, heads, Some(e.to_string())),
-                Err(e) => Err(e),
-            },
-            #[cfg(not(all(feature = "wgpu", not(target_arch = "wasm32"))))]
-            BackendKind::Wgpu => Err(crate::Error::Gpu(
+            BackendKind::Candle => candle(heads, None),
+            #[cfg(feature = "wgpu")]
+            kind => {
+                let auto = kind == BackendKind::Auto;
+                match gpu_backend(open, file, cfg, &heads, opts, auto).await {
+                    Ok(b) => Ok((b, None)),
+                    Err(e) if auto => candle(heads, Some(e.to_string())),
+                    Err(e) => Err(e),
+                }
+            }
+            #[cfg(not(feature = "wgpu"))]
+            BackendKind::Wgpu => Err(Error::Gpu(
                 "this build has no wgpu backend (build with `--features wgpu`)".into(),
             )),
-            #[cfg(not(all(feature = "wgpu", not(target_arch = "wasm32"))))]
-            BackendKind::Auto => candle(
-                encoder,
-                heads,
-                Some("built without the `wgpu` feature".into()),
-            ),
+            #[cfg(not(feature = "wgpu"))]
+            BackendKind::Auto => candle(heads, Some("built without the `wgpu` feature".into())),
         }
     }
 
@@ -117,13 +128,13 @@ impl Backend {
     pub fn candle(&self) -> candle_core::Result<&CandleBackend> {
         match self {
             Backend::Candle(c) => Ok(c),
-            #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu(_) => candle_core::bail!("this needs the candle backend, not wgpu"),
         }
     }
 
     /// Embeddings `[batch.len(), dim]`, row-major, L2-normalised once more when `normalize`.
-    pub fn embed(&self, batch: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
+    pub async fn embed(&self, batch: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
         match self {
             Backend::Candle(c) => {
                 let mut x = c.forward(&Batch::new(batch, &c.device)?, None)?;
@@ -132,21 +143,22 @@ impl Backend {
                 }
                 Ok(x.flatten_all()?.to_vec1()?)
             }
-            #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
-            Backend::Wgpu(g) => g.embed_blocking(batch, normalize),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(g) => g.embed(batch, normalize).await,
         }
     }
 
     /// The encoder's states `[tokens, d_model]`, row-major, the inputs one after another.
-    pub fn hidden(&self, batch: &[Tokens]) -> Result<Vec<f32>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn hidden(&self, batch: &[Tokens]) -> Result<Vec<f32>> {
         match self {
             Backend::Candle(c) => {
                 let b = Batch::new(batch, &c.device)?;
                 let h = c.encoder.forward(&b.ids, &b.lengths, None)?;
                 Ok(h.flatten_all()?.to_vec1()?)
             }
-            #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
-            Backend::Wgpu(g) => g.hidden_blocking(batch),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(g) => g.hidden(batch).await,
         }
     }
 
@@ -158,7 +170,7 @@ impl Backend {
                 Device::Cuda(_) => "cuda".into(),
                 Device::Metal(_) => "metal".into(),
             },
-            #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu(g) => format!("wgpu: {}", g.gpu().name()),
         }
     }
@@ -172,29 +184,32 @@ impl Backend {
     }
 }
 
-/// Opens a GPU and uploads the model. `auto` refuses CPU adapters (lavapipe, SwiftShader): the
-/// candle CPU path is faster than a software GPU.
-#[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
-fn gpu_backend(
-    encoder: &T5Encoder,
+/// Opens a GPU and streams the model to it. `auto` refuses CPU adapters (lavapipe, SwiftShader):
+/// the candle CPU path is faster than a software GPU.
+#[cfg(feature = "wgpu")]
+async fn gpu_backend(
+    open: &OpenWeights<'_>,
+    file: &Path,
+    cfg: &T5Config,
     heads: &[Layer],
     opts: &LoadOptions,
     auto: bool,
 ) -> Result<Backend> {
     use crate::Dtype;
+    if opts.dtype == Dtype::Bf16 {
+        return Err(Error::Gpu(
+            "the wgpu backend stores weights as f32 or f16, not bf16".into(),
+        ));
+    }
+    let gpu = wgpu::Gpu::new().await?;
     let storage = match opts.dtype {
-        Dtype::F32 => wgpu::Storage::F32,
+        Dtype::F16 if gpu.has_shader_f16() => wgpu::Storage::F16Arithmetic,
         Dtype::F16 => wgpu::Storage::F16,
-        Dtype::Bf16 => {
-            return Err(crate::Error::Gpu(
-                "the wgpu backend stores weights as f32 or f16, not bf16".into(),
-            ))
-        }
+        _ => wgpu::Storage::F32,
     };
-    let gpu = wgpu::Gpu::new_blocking()?;
     if auto && gpu.is_software() {
-        return Err(crate::Error::Gpu(format!(
-            "only a software adapter ({}) was found",
+        return Err(Error::Gpu(format!(
+            "only a software adapter ({}) was found, and the CPU path is faster",
             gpu.name()
         )));
     }
@@ -202,7 +217,9 @@ fn gpu_backend(
         storage,
         max_binding_bytes: None,
     };
-    Ok(Backend::Wgpu(wgpu::WgpuEncoder::new_blocking(
-        gpu, encoder, heads, opts,
-    )?))
+    // Read in f32: one tensor at a time is on the host, and the upload converts to `storage`.
+    let vb = open(DType::F32)?;
+    Ok(Backend::Wgpu(
+        wgpu::WgpuEncoder::stream(gpu, &vb, cfg, file, heads, opts).await?,
+    ))
 }

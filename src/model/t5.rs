@@ -93,69 +93,89 @@ pub type Dropout<'a> = dyn Fn(&Tensor) -> Result<Tensor> + 'a;
 /// The encoder stack (`encoder.*` and `shared.weight` of a `T5EncoderModel` checkpoint).
 #[derive(Debug, Clone)]
 pub struct T5Encoder {
-    embed: Embedding,
-    relative_bias: Embedding,
+    stem: Stem,
     blocks: Vec<Block>,
-    final_norm: LayerNorm,
     activation: Activation,
     cfg: T5Config,
 }
 
+impl Block {
+    /// Block `i`: `encoder.block.{i}.*`.
+    fn load(vb: &VarBuilder, cfg: &T5Config, i: usize) -> Result<Self> {
+        let (d, inner, eps) = (
+            cfg.d_model,
+            cfg.num_heads * cfg.d_kv,
+            cfg.layer_norm_epsilon,
+        );
+        let b = vb.pp("encoder").pp(format!("block.{i}"));
+        let att = b.pp("layer.0");
+        let sa = att.pp("SelfAttention");
+        let ffl = b.pp("layer.1");
+        let ffw = ffl.pp("DenseReluDense");
+        let ff = if cfg.feed_forward_proj.gated {
+            FeedForward::Gated {
+                wi_0: Linear::load(ffw.pp("wi_0"), d, cfg.d_ff)?,
+                wi_1: Linear::load(ffw.pp("wi_1"), d, cfg.d_ff)?,
+                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+            }
+        } else {
+            FeedForward::Plain {
+                wi: Linear::load(ffw.pp("wi"), d, cfg.d_ff)?,
+                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+            }
+        };
+        Ok(Block {
+            attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
+            q: Linear::load(sa.pp("q"), d, inner)?,
+            k: Linear::load(sa.pp("k"), d, inner)?,
+            v: Linear::load(sa.pp("v"), d, inner)?,
+            o: Linear::load(sa.pp("o"), inner, d)?,
+            ff_norm: LayerNorm::load(ffl.pp("layer_norm"), d, eps)?,
+            ff,
+        })
+    }
+}
+
+/// The encoder's weights outside its blocks.
+#[derive(Debug, Clone)]
+struct Stem {
+    embed: Embedding,
+    /// Block 0 owns it; every layer uses it.
+    relative_bias: Embedding,
+    final_norm: LayerNorm,
+}
+
+impl Stem {
+    fn load(vb: &VarBuilder, cfg: &T5Config) -> Result<Self> {
+        let (d, heads) = (cfg.d_model, cfg.num_heads);
+        let f32_table = |vb: VarBuilder, rows, cols| {
+            Ok::<_, candle_core::Error>(Embedding::new(
+                vb.get((rows, cols), "weight")?.to_dtype(DType::F32)?,
+                cols,
+            ))
+        };
+        let enc = vb.pp("encoder");
+        Ok(Self {
+            embed: f32_table(vb.pp("shared"), cfg.vocab_size, d)?,
+            relative_bias: f32_table(
+                enc.pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
+                cfg.relative_attention_num_buckets,
+                heads,
+            )?,
+            final_norm: LayerNorm::load(enc.pp("final_layer_norm"), d, cfg.layer_norm_epsilon)?,
+        })
+    }
+}
+
 impl T5Encoder {
     pub fn load(vb: VarBuilder, cfg: &T5Config) -> Result<Self> {
-        let (d, inner, heads) = (cfg.d_model, cfg.num_heads * cfg.d_kv, cfg.num_heads);
-        let eps = cfg.layer_norm_epsilon;
-        let embed = Embedding::new(
-            vb.pp("shared")
-                .get((cfg.vocab_size, d), "weight")?
-                .to_dtype(DType::F32)?,
-            d,
-        );
-        let enc = vb.pp("encoder");
-        let mut relative_bias = None;
+        let stem = Stem::load(&vb, cfg)?;
         let blocks = (0..cfg.num_layers)
-            .map(|i| {
-                let b = enc.pp(format!("block.{i}"));
-                let att = b.pp("layer.0");
-                let sa = att.pp("SelfAttention");
-                if i == 0 {
-                    relative_bias = Some(Embedding::new(
-                        sa.pp("relative_attention_bias")
-                            .get((cfg.relative_attention_num_buckets, heads), "weight")?
-                            .to_dtype(DType::F32)?,
-                        heads,
-                    ));
-                }
-                let ffl = b.pp("layer.1");
-                let ffw = ffl.pp("DenseReluDense");
-                let ff = if cfg.feed_forward_proj.gated {
-                    FeedForward::Gated {
-                        wi_0: Linear::load(ffw.pp("wi_0"), d, cfg.d_ff)?,
-                        wi_1: Linear::load(ffw.pp("wi_1"), d, cfg.d_ff)?,
-                        wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
-                    }
-                } else {
-                    FeedForward::Plain {
-                        wi: Linear::load(ffw.pp("wi"), d, cfg.d_ff)?,
-                        wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
-                    }
-                };
-                Ok(Block {
-                    attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
-                    q: Linear::load(sa.pp("q"), d, inner)?,
-                    k: Linear::load(sa.pp("k"), d, inner)?,
-                    v: Linear::load(sa.pp("v"), d, inner)?,
-                    o: Linear::load(sa.pp("o"), inner, d)?,
-                    ff_norm: LayerNorm::load(ffl.pp("layer_norm"), d, eps)?,
-                    ff,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|i| Block::load(&vb, cfg, i))
+            .collect::<Result<_>>()?;
         Ok(Self {
-            embed,
-            relative_bias: relative_bias.expect("num_layers > 0 is checked by the config"),
+            stem,
             blocks,
-            final_norm: LayerNorm::load(enc.pp("final_layer_norm"), d, eps)?,
             activation: cfg.feed_forward_proj.activation,
             cfg: cfg.clone(),
         })
@@ -193,7 +213,7 @@ impl T5Encoder {
             .map(|&l| bias.narrow(1, 0, l)?.narrow(2, 0, l)?.contiguous())
             .collect::<Result<_>>()?;
 
-        let mut x = drop(self.embed.forward(input_ids)?)?;
+        let mut x = drop(self.stem.embed.forward(input_ids)?)?;
         for blk in &self.blocks {
             let h = blk.attn_norm.forward(&x)?;
             let (q, k, v) = (blk.q.forward(&h)?, blk.k.forward(&h)?, blk.v.forward(&h)?);
@@ -240,7 +260,7 @@ impl T5Encoder {
             };
             x = (x + drop(h)?)?;
         }
-        drop(self.final_norm.forward(&x)?)
+        drop(self.stem.final_norm.forward(&x)?)
     }
 
     /// `[heads, l, l]` bias from the bidirectional relative-position buckets.
@@ -256,7 +276,8 @@ impl T5Encoder {
             })
             .collect();
         let buckets = Tensor::from_vec(buckets, (l * l,), device)?;
-        self.relative_bias
+        self.stem
+            .relative_bias
             .forward(&buckets)?
             .reshape((l, l, self.cfg.num_heads))?
             .permute((2, 0, 1))
@@ -281,15 +302,15 @@ pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance:
     (offset + bucket) as u32
 }
 
-/// The encoder's weights by role, borrowed: what a backend that keeps its own copy (wgpu) uploads.
+/// The encoder's weights outside its blocks, as a backend that keeps its own copy (wgpu) uploads
+/// them.
 #[cfg(feature = "wgpu")]
-pub(crate) struct EncoderWeights<'a> {
+pub(crate) struct StemWeights {
     /// `[vocab, d_model]`
-    pub embed: &'a Tensor,
+    pub embed: Tensor,
     /// `[buckets, heads]`, shared by every layer.
-    pub relative_bias: &'a Tensor,
-    pub blocks: Vec<BlockWeights<'a>>,
-    pub final_norm: &'a Tensor,
+    pub relative_bias: Tensor,
+    pub final_norm: Tensor,
     pub activation: Activation,
 }
 
@@ -307,36 +328,73 @@ pub(crate) struct BlockWeights<'a> {
     pub wo: &'a Tensor,
 }
 
-impl T5Encoder {
-    #[cfg(feature = "wgpu")]
-    pub(crate) fn weights(&self) -> EncoderWeights<'_> {
-        EncoderWeights {
-            embed: self.embed.embeddings(),
-            relative_bias: self.relative_bias.embeddings(),
-            blocks: self
-                .blocks
-                .iter()
-                .map(|b| BlockWeights {
-                    attn_norm: &b.attn_norm.weight,
-                    q: &b.q.weight,
-                    k: &b.k.weight,
-                    v: &b.v.weight,
-                    o: &b.o.weight,
-                    ff_norm: &b.ff_norm.weight,
-                    wi: match &b.ff {
-                        FeedForward::Plain { wi, .. } => vec![&wi.weight],
-                        FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
-                    },
-                    wo: match &b.ff {
-                        FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
-                    },
-                })
-                .collect(),
-            final_norm: &self.final_norm.weight,
-            activation: self.activation,
+#[cfg(feature = "wgpu")]
+impl Block {
+    fn weights(&self) -> BlockWeights<'_> {
+        BlockWeights {
+            attn_norm: &self.attn_norm.weight,
+            q: &self.q.weight,
+            k: &self.k.weight,
+            v: &self.v.weight,
+            o: &self.o.weight,
+            ff_norm: &self.ff_norm.weight,
+            wi: match &self.ff {
+                FeedForward::Plain { wi, .. } => vec![&wi.weight],
+                FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
+            },
+            wo: match &self.ff {
+                FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
+            },
         }
     }
+}
 
+#[cfg(feature = "wgpu")]
+impl Stem {
+    fn weights(&self, activation: Activation) -> StemWeights {
+        StemWeights {
+            embed: self.embed.embeddings().clone(),
+            relative_bias: self.relative_bias.embeddings().clone(),
+            final_norm: self.final_norm.weight.clone(),
+            activation,
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl T5Encoder {
+    /// Hands each block's weights to `visit`, in order, then returns the others.
+    pub(crate) fn visit_weights<E>(
+        &self,
+        mut visit: impl FnMut(usize, BlockWeights<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<StemWeights, E> {
+        for (i, b) in self.blocks.iter().enumerate() {
+            visit(i, b.weights())?;
+        }
+        Ok(self.stem.weights(self.activation))
+    }
+
+    /// [`visit_weights`](Self::visit_weights) without loading the encoder: reads block after
+    /// block from `vb` and drops each once `visit` returns, so that a backend keeping its own
+    /// copy (the GPU) never has the whole model in host memory, only one block (the browser's
+    /// wasm memory ends at 4 GiB; instructor-xl's weights alone take 2.5 GB in f16).
+    /// `load_err` turns a reading error (missing tensor, wrong shape) into `E`.
+    pub(crate) fn stream_weights<E>(
+        vb: &VarBuilder,
+        cfg: &T5Config,
+        load_err: impl Fn(candle_core::Error) -> E,
+        mut visit: impl FnMut(usize, BlockWeights<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<StemWeights, E> {
+        for i in 0..cfg.num_layers {
+            let block = Block::load(vb, cfg, i).map_err(&load_err)?;
+            visit(i, block.weights())?;
+        }
+        let stem = Stem::load(vb, cfg).map_err(&load_err)?;
+        Ok(stem.weights(cfg.feed_forward_proj.activation))
+    }
+}
+
+impl T5Encoder {
     pub fn config(&self) -> &T5Config {
         &self.cfg
     }

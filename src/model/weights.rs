@@ -249,16 +249,42 @@ impl ReaderBackend {
             .ok_or_else(|| candle_core::Error::CannotFindTensor {
                 path: name.to_string(),
             })?;
-        let n: usize = e.dims.iter().product();
-        let mut buf = vec![0u8; n * e.dtype.size_in_bytes()];
-        self.bytes.read_at(e.offset, &mut buf).map_err(msg)?;
-        let mut t = Tensor::from_raw_buffer(&buf, e.dtype, &e.dims, &Device::Cpu)?;
-        drop(buf);
+        let mut t = match e.dtype {
+            DType::F32 => self.read::<f32>(e)?,
+            DType::F16 => self.read::<half::f16>(e)?,
+            DType::BF16 => self.read::<half::bf16>(e)?,
+            DType::F64 => self.read::<f64>(e)?,
+            DType::U8 => self.read::<u8>(e)?,
+            DType::U32 => self.read::<u32>(e)?,
+            DType::I64 => self.read::<i64>(e)?,
+            other => return Err(msg(format!("tensor {name}: unsupported dtype {other:?}"))),
+        };
         if e.fortran && e.dims.len() > 1 {
             let rev: Vec<usize> = (0..e.dims.len()).rev().collect();
             t = t.permute(rev)?.contiguous()?;
         }
         t.to_dtype(dtype)?.to_device(dev)
+    }
+}
+
+impl ReaderBackend {
+    /// Reads one tensor's bytes straight into its typed buffer: a tensor passes through memory
+    /// once, not as raw bytes and again as values (the embedding table of instructor-xl alone is
+    /// 131 MB in f32, and wasm memory ends at 4 GiB).
+    fn read<T: candle_core::WithDType>(&self, e: &Entry) -> candle_core::Result<Tensor> {
+        let n: usize = e.dims.iter().product();
+        let mut values = vec![T::from_f64(0.0); n];
+        // SAFETY: `T` is one of candle's numeric dtypes: plain data without padding, for which
+        // every bit pattern is a value. Files store them little-endian, like every target this
+        // crate builds for (x86_64, aarch64, wasm32).
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                values.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(&values[..]),
+            )
+        };
+        self.bytes.read_at(e.offset, bytes).map_err(msg)?;
+        Tensor::from_vec(values, e.dims.as_slice(), &Device::Cpu)
     }
 }
 

@@ -7,11 +7,13 @@
 
 use crate::config::{needed_files, parse_modules};
 use crate::source::{MemorySource, ReadAt};
-use crate::{Dtype, EncodeOptions, Input, Instructor, LoadOptions};
-use js_sys::{Array, Uint8Array};
+use crate::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
+use js_sys::{Array, Float32Array, Promise, Uint8Array};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 #[wasm_bindgen]
 extern "C" {
@@ -153,19 +155,35 @@ impl ReadAt for JsChunks {
 /// Bytes one batch's attention-score tensor may take (see [`WasmModel::encode`]).
 const ATTENTION_BUDGET: usize = 48 << 20;
 
-/// A loaded model.
+/// A loaded model. Shared with the promises of its running `encode` calls.
 #[wasm_bindgen]
 pub struct WasmModel {
-    inner: Instructor,
+    inner: Rc<Instructor>,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model from its files: `files` is an array of `[name, Uint8Array[]]` pairs, names
     /// relative to the model root (`2_Dense/config.json`). `name` is used in error messages.
-    pub fn load(name: &str, files: &Array, dtype: &str) -> Result<WasmModel, JsError> {
+    /// `device` is `cpu`, `webgpu` (fails without a usable adapter) or `auto` (WebGPU when a
+    /// hardware adapter takes the model, else the CPU with [`fallbackReason`] saying why).
+    /// On WebGPU the weights go to the GPU block by block: wasm memory never holds the model.
+    pub async fn load(
+        name: String,
+        files: Array,
+        dtype: String,
+        device: String,
+    ) -> Result<WasmModel, JsError> {
         let dtype: Dtype = dtype.parse().map_err(js_err)?;
-        let mut src = MemorySource::new(name);
+        let backend: BackendKind = match device.as_str() {
+            "cpu" | "webgpu" | "auto" => device.parse().map_err(js_err)?,
+            other => {
+                return Err(JsError::new(&format!(
+                    "unknown device `{other}` (expected 'auto', 'cpu' or 'webgpu')"
+                )))
+            }
+        };
+        let mut src = MemorySource::new(&name);
         for entry in files.iter() {
             let entry: Array = entry
                 .dyn_into()
@@ -182,10 +200,15 @@ impl WasmModel {
         }
         let opts = LoadOptions {
             dtype,
+            backend,
             ..LoadOptions::default()
         };
-        let inner = Instructor::from_source(&src, &opts).map_err(js_err)?;
-        Ok(WasmModel { inner })
+        let inner = Instructor::from_source_async(&src, &opts)
+            .await
+            .map_err(js_err)?;
+        Ok(WasmModel {
+            inner: Rc::new(inner),
+        })
     }
 
     /// Size of the embeddings.
@@ -193,61 +216,50 @@ impl WasmModel {
         self.inner.dim()
     }
 
-    /// Embeds `instructions[i] + texts[i]` pairs; row-major `n × dim`.
+    /// `webgpu` or `cpu`.
+    pub fn device(&self) -> String {
+        if self.on_gpu() { "webgpu" } else { "cpu" }.into()
+    }
+
+    /// The WebGPU adapter's description, when on WebGPU.
+    pub fn adapter(&self) -> Option<String> {
+        let backend = self.inner.backend();
+        backend.strip_prefix("wgpu: ").map(str::to_owned)
+    }
+
+    /// Why `auto` chose the CPU.
+    #[wasm_bindgen(js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.inner.fallback_reason().map(str::to_owned)
+    }
+
+    fn on_gpu(&self) -> bool {
+        self.adapter().is_some()
+    }
+
+    /// Embeds `instructions[i] + texts[i]` pairs; resolves to a `Float32Array`, row-major
+    /// `n × dim`.
     ///
-    /// Batches are also capped by memory: the attention scores of a batch take
+    /// On the CPU, batches are also capped by memory: the attention scores of a batch take
     /// `batch × heads × seq² × 4` bytes (400 MiB at batch 32, seq 512 for instructor-base), and
     /// wasm memory never shrinks and ends at 4 GiB. So long inputs go in smaller batches, sized to
-    /// [`ATTENTION_BUDGET`]; results do not depend on the batching.
+    /// [`ATTENTION_BUDGET`]; results do not depend on the batching. The GPU's attention keeps no
+    /// score matrix and takes the batches as asked.
     pub fn encode(
         &self,
         instructions: Vec<String>,
         texts: Vec<String>,
         batch_size: usize,
         normalize: bool,
-    ) -> Result<Vec<f32>, JsError> {
-        if instructions.len() != texts.len() {
-            return Err(JsError::new("instructions and texts differ in length"));
-        }
-        if batch_size == 0 {
-            return Err(JsError::new("batchSize must be at least 1"));
-        }
-        let inputs: Vec<Input> = instructions
-            .into_iter()
-            .zip(texts)
-            .map(|(i, t)| Input::new(i, t))
-            .collect();
-        let lens: Vec<usize> = self
-            .inner
-            .tokenize(&inputs, None)
-            .map_err(js_err)?
-            .iter()
-            .map(|t| t.ids.len().max(1))
-            .collect();
-        let mut order: Vec<usize> = (0..inputs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
-        let heads = self.inner.config().t5.num_heads;
-        let dim = self.inner.dim();
-        let mut out = vec![0f32; inputs.len() * dim];
-        let mut start = 0;
-        while start < order.len() {
-            // Sorted longest first: the first input of a group is its longest.
-            let seq = lens[order[start]];
-            let fits = (ATTENTION_BUDGET / (heads * seq * seq * 4)).max(1);
-            let group = &order[start..(start + fits.min(batch_size)).min(order.len())];
-            let sub: Vec<Input> = group.iter().map(|&k| inputs[k].clone()).collect();
-            let opts = EncodeOptions {
-                batch_size: group.len(),
-                normalize,
-                ..EncodeOptions::default()
-            };
-            let emb = self.inner.encode(&sub, &opts).map_err(js_err)?;
-            for (j, &k) in group.iter().enumerate() {
-                out[k * dim..(k + 1) * dim].copy_from_slice(emb.row(j));
-            }
-            start += group.len();
-        }
-        Ok(out)
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let budget = (!self.on_gpu()).then_some(ATTENTION_BUDGET);
+        future_to_promise(async move {
+            let out = encode(&inner, instructions, texts, batch_size, normalize, budget)
+                .await
+                .map_err(JsValue::from)?;
+            Ok(Float32Array::from(out.as_slice()).into())
+        })
     }
 
     /// Token counts of the inputs as encode truncates them (for throughput figures).
@@ -270,6 +282,59 @@ impl WasmModel {
             .map(|t| t.ids.len())
             .sum())
     }
+}
+
+/// [`WasmModel::encode`]'s work: longest inputs first, in groups of at most `batch_size` inputs
+/// whose attention scores fit `budget` bytes (when given).
+async fn encode(
+    model: &Instructor,
+    instructions: Vec<String>,
+    texts: Vec<String>,
+    batch_size: usize,
+    normalize: bool,
+    budget: Option<usize>,
+) -> Result<Vec<f32>, JsError> {
+    if instructions.len() != texts.len() {
+        return Err(JsError::new("instructions and texts differ in length"));
+    }
+    if batch_size == 0 {
+        return Err(JsError::new("batchSize must be at least 1"));
+    }
+    let inputs: Vec<Input> = instructions
+        .into_iter()
+        .zip(texts)
+        .map(|(i, t)| Input::new(i, t))
+        .collect();
+    let lens: Vec<usize> = model
+        .tokenize(&inputs, None)
+        .map_err(js_err)?
+        .iter()
+        .map(|t| t.ids.len().max(1))
+        .collect();
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    let heads = model.config().t5.num_heads;
+    let dim = model.dim();
+    let mut out = vec![0f32; inputs.len() * dim];
+    let mut start = 0;
+    while start < order.len() {
+        // Sorted longest first: the first input of a group is its longest.
+        let seq = lens[order[start]];
+        let fits = budget.map_or(batch_size, |b| (b / (heads * seq * seq * 4)).max(1));
+        let group = &order[start..(start + fits.min(batch_size)).min(order.len())];
+        let sub: Vec<Input> = group.iter().map(|&k| inputs[k].clone()).collect();
+        let opts = EncodeOptions {
+            batch_size: group.len(),
+            normalize,
+            ..EncodeOptions::default()
+        };
+        let emb = model.encode_async(&sub, &opts).await.map_err(js_err)?;
+        for (j, &k) in group.iter().enumerate() {
+            out[k * dim..(k + 1) * dim].copy_from_slice(emb.row(j));
+        }
+        start += group.len();
+    }
+    Ok(out)
 }
 
 /// Current size of the wasm linear memory in bytes (it only grows: this is the peak so far).

@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected } from './harness.mjs';
+import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
 
 const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
@@ -25,16 +25,6 @@ after(async () => {
   await hub?.stop();
   await web?.close();
 });
-
-function maxDiff(data, dim, cases) {
-  let worst = 0;
-  cases.forEach((c, i) => {
-    c.embedding.forEach((v, j) => {
-      worst = Math.max(worst, Math.abs(v - data[i * dim + j]));
-    });
-  });
-  return worst;
-}
 
 const loadEncode = (r, options = {}, flags = {}) =>
   page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [r, { hubUrl: hub.url, ...options }, pairs, flags]);
@@ -204,8 +194,11 @@ test('device and argument checks', async () => {
     try {
       await IE.Instructor.load('fixtures/tiny-relu-bin', { hubUrl, device: 'webgpu' });
     } catch (e) {
-      out.webgpu = e.name;
+      out.webgpu = [e.name, e.message];
     }
+    const auto = await IE.Instructor.load('fixtures/tiny-relu-bin', { hubUrl, device: 'auto' });
+    out.auto = [auto.device, auto.adapter, auto.fallbackReason];
+    await auto.dispose();
     const m = await IE.Instructor.load('fixtures/tiny-relu-bin', { hubUrl, device: 'cpu' });
     out.cpu = [m.device, m.fallbackReason];
     try {
@@ -233,7 +226,12 @@ test('device and argument checks', async () => {
     }
     return out;
   }, hub.url);
-  assert.equal(r.webgpu, 'NotSupportedError');
+  // This Chromium has no WebGPU adapter (no GPU, no --enable-unsafe-webgpu; see webgpu.test.mjs).
+  assert.equal(r.webgpu[0], 'GPUError');
+  assert.match(r.webgpu[1], /no GPU adapter/);
+  assert.equal(r.auto[0], 'cpu');
+  assert.equal(r.auto[1], null);
+  assert.match(r.auto[2], /no GPU adapter/);
   assert.deepEqual(r.cpu, ['cpu', null]);
   assert.equal(r.badPair, 'TypeError');
   assert.deepEqual(r.plain[1], r.plain[2]);

@@ -91,8 +91,11 @@ export async function startHub({ root = path.join(ROOT, 'tests/fixtures/models')
   };
 }
 
-/** Headless Chromium with a fresh profile (IndexedDB persists within it). */
-export async function launchBrowser() {
+/**
+ * Headless Chromium with a fresh profile (IndexedDB persists within it). `webgpu` adds
+ * `--enable-unsafe-webgpu`: with no GPU, WebGPU then runs on SwiftShader (a CPU adapter).
+ */
+export async function launchBrowser({ webgpu = false } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'instructor-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -105,6 +108,7 @@ export async function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--disable-quic',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
   });
   return {
@@ -141,4 +145,15 @@ export function fixtureCases() {
 
 export function expected(model) {
   return JSON.parse(fs.readFileSync(path.join(ROOT, `tests/fixtures/expected/${model}.json`), 'utf8'));
+}
+
+/** Largest absolute difference between row-major `data` (n × dim) and the reference cases. */
+export function maxDiff(data, dim, cases) {
+  let worst = 0;
+  cases.forEach((c, i) => {
+    c.embedding.forEach((v, j) => {
+      worst = Math.max(worst, Math.abs(v - data[i * dim + j]));
+    });
+  });
+  return worst;
 }

@@ -79,7 +79,7 @@ export class ModelPanel extends EventTarget {
     $('hub-input').value = hubUrl();
     $('gpu-support').textContent = navigator.gpu
       ? 'This browser has WebGPU (the line below says what the model runs on once loaded).'
-      : 'This browser has no WebGPU: auto and WebGPU run on the CPU.';
+      : 'This browser has no WebGPU: auto and WebGPU run on the CPU (WebGPU needs a secure context: https or localhost).';
 
     for (const id of ['model-select', 'dtype-select', 'device-select']) $(id).addEventListener('change', () => this.#showSizes());
     $('load-button').addEventListener('click', () => this.load());
@@ -149,8 +149,9 @@ export class ModelPanel extends EventTarget {
       try {
         model = await this.#loadWith(entry.repo, dtype, device);
       } catch (e) {
-        if (device !== 'webgpu' || e.name !== 'NotSupportedError') throw e;
-        // Asked for the GPU and there is none (or no GPU backend): run anyway, and say so.
+        if (device !== 'webgpu' || !['NotSupportedError', 'GPUError'].includes(e.name)) throw e;
+        // Asked for the GPU and there is none (no WebGPU, no adapter, or the model did not fit
+        // it): run anyway, and say so.
         notice = `WebGPU was not available (${e.message}); running on the CPU instead. `;
         model = await this.#loadWith(entry.repo, dtype, 'auto');
       }

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 
 const WEIGHTS_F32: &str = include_str!("shaders/weights_f32.wgsl");
 const WEIGHTS_F16: &str = include_str!("shaders/weights_f16.wgsl");
+const WEIGHTS_F16_MATH: &str = include_str!("shaders/weights_f16_math.wgsl");
 const MATMUL: &str = include_str!("shaders/matmul.wgsl");
 const GATHER: &str = include_str!("shaders/gather.wgsl");
 const NORM: &str = include_str!("shaders/norm.wgsl");
@@ -204,6 +205,7 @@ impl Gpu {
         let access = match storage {
             Storage::F32 => WEIGHTS_F32,
             Storage::F16 => WEIGHTS_F16,
+            Storage::F16Arithmetic => WEIGHTS_F16_MATH,
         };
         self.pipeline(
             &format!("{name}-{storage:?}"),
@@ -226,7 +228,7 @@ impl Gpu {
         assert_eq!(data.len(), rows * cols, "{name}: shape");
         let stride = match storage {
             Storage::F32 => cols,
-            Storage::F16 => cols.div_ceil(2),
+            Storage::F16 | Storage::F16Arithmetic => cols.div_ceil(2),
         };
         let row_bytes = stride as u64 * 4;
         let limit = max_binding
@@ -246,7 +248,7 @@ impl Gpu {
                 let part = &data[first * cols..(first + n) * cols];
                 let buffer = match storage {
                     Storage::F32 => self.buffer_with(name, bytemuck::cast_slice(part)),
-                    Storage::F16 => {
+                    Storage::F16 | Storage::F16Arithmetic => {
                         let packed: Vec<u32> = part
                             .chunks(cols)
                             .flat_map(|row| {
@@ -322,7 +324,12 @@ impl Gpu {
         out: &wgpu::Buffer,
         tokens: u32,
     ) {
-        let pipeline = self.weight_pipeline("gather", GATHER, table.storage, &[]);
+        // A lookup computes nothing: it reads f16 weights as f32 whatever the matmuls do.
+        let stored = match table.storage {
+            Storage::F16Arithmetic => Storage::F16,
+            other => other,
+        };
+        let pipeline = self.weight_pipeline("gather", GATHER, stored, &[]);
         for c in &table.chunks {
             pass.push(
                 pipeline.clone(),

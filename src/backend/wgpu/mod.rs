@@ -37,6 +37,10 @@ pub enum Storage {
     F32,
     /// Two halves per `u32`, unpacked with `unpack2x16float`: needs no `shader-f16`.
     F16,
+    /// Stored as [`F16`](Self::F16), and the matmuls multiply and add in f16 within each step of
+    /// their tiling (see `shaders/weights_f16_math.wgsl` for what stays f32). Needs the adapter's
+    /// `shader-f16` ([`Gpu::has_shader_f16`]).
+    F16Arithmetic,
 }
 
 /// A GPU device with the encoder's kernels, compiled on first use.
@@ -72,6 +76,7 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("instructor"),
+                required_features: adapter.features() & wgpu::Features::SHADER_F16,
                 required_limits: adapter.limits(),
                 ..Default::default()
             })
@@ -114,7 +119,18 @@ impl Gpu {
 
     /// The adapter's name and backend, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
     pub fn name(&self) -> String {
-        format!("{} ({:?})", self.info.name, self.info.backend)
+        // Browsers hide the adapter's description unless asked to unmask it.
+        let name = match self.info.name.as_str() {
+            "" => "unnamed adapter",
+            name => name,
+        };
+        let software = if self.is_software() { ", software" } else { "" };
+        format!("{name} ({:?}{software})", self.info.backend)
+    }
+
+    /// Whether the device computes in f16 (WGSL's `enable f16`), for [`Storage::F16Arithmetic`].
+    pub fn has_shader_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// A CPU implementation (lavapipe, SwiftShader, WARP) rather than a GPU.

@@ -4,12 +4,16 @@
 use super::kernels::{Act, Mode, Pass, Weight};
 use super::{Gpu, Storage};
 use crate::config::DenseActivation;
+use crate::config::T5Config;
+use crate::error::candle_message;
 use crate::error::{Error, Result};
 use crate::head::Layer;
-use crate::model::t5::relative_bucket;
+use crate::model::t5::{relative_bucket, BlockWeights, StemWeights};
 use crate::model::T5Encoder;
 use crate::tokenize::Tokens;
 use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// How a [`WgpuEncoder`] is built.
@@ -94,8 +98,17 @@ pub struct WgpuEncoder {
     buffers: Mutex<Option<Buffers>>,
 }
 
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+/// Runs `f` on a host tensor's values as f32, in place when they are f32 already: the upload
+/// reads each weight where it lies instead of copying it first.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.to_dtype(DType::F32)?.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    if let candle_core::Storage::Cpu(cpu) = &*storage {
+        let start = layout.start_offset();
+        return f(&cpu.as_slice::<f32>()?[start..start + t.elem_count()]);
+    }
+    drop(storage);
+    f(&t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 fn ffn_act(a: candle_nn::Activation) -> Result<Act> {
@@ -113,6 +126,10 @@ fn ffn_act(a: candle_nn::Activation) -> Result<Act> {
     })
 }
 
+/// Reads an encoder's weights: hands each block's to the visitor, then returns the others.
+type WeightSource<'s> =
+    dyn FnOnce(&mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>) -> Result<StemWeights> + 's;
+
 impl WgpuEncoder {
     /// Uploads a loaded encoder and head layers to `gpu`; the host tensors can be dropped after.
     /// Fails (rather than panicking) when the GPU runs out of memory or a weight does not fit a
@@ -123,9 +140,10 @@ impl WgpuEncoder {
         heads: &[Layer],
         opts: WgpuOptions,
     ) -> Result<Self> {
-        let gpu = Arc::new(gpu);
-        gpu.scoped(|| Self::upload(gpu.clone(), encoder, heads, opts))
-            .await?
+        let weights = |visit: &mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>| {
+            encoder.visit_weights(visit)
+        };
+        Self::build(gpu, encoder.config(), heads, opts, Box::new(weights)).await
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -138,45 +156,75 @@ impl WgpuEncoder {
         pollster::block_on(Self::new(gpu, encoder, heads, opts))
     }
 
-    fn upload(
-        gpu: Arc<Gpu>,
-        encoder: &T5Encoder,
+    /// Like [`new`](Self::new), reading the encoder from `vb` (the weights file `file`) block by
+    /// block straight into GPU buffers: the host holds one block at a time, never the model.
+    pub(crate) async fn stream(
+        gpu: Gpu,
+        vb: &VarBuilder<'_>,
+        cfg: &T5Config,
+        file: &Path,
         heads: &[Layer],
         opts: WgpuOptions,
     ) -> Result<Self> {
-        let cfg = encoder.config();
-        let w = encoder.weights();
+        let load_err = |e: candle_core::Error| Error::weights(file, candle_message(&e));
+        let weights = |visit: &mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>| {
+            T5Encoder::stream_weights(vb, cfg, load_err, visit)
+        };
+        Self::build(gpu, cfg, heads, opts, Box::new(weights)).await
+    }
+
+    async fn build(
+        gpu: Gpu,
+        cfg: &T5Config,
+        heads: &[Layer],
+        opts: WgpuOptions,
+        weights: Box<WeightSource<'_>>,
+    ) -> Result<Self> {
+        let gpu = Arc::new(gpu);
+        gpu.scoped(|| Self::upload(gpu.clone(), cfg, heads, opts, weights))
+            .await?
+    }
+
+    fn upload(
+        gpu: Arc<Gpu>,
+        cfg: &T5Config,
+        heads: &[Layer],
+        opts: WgpuOptions,
+        weights: Box<WeightSource<'_>>,
+    ) -> Result<Self> {
         let (d, inner) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
-        let upload = |name: &str, data: &[f32], rows: usize, cols: usize| {
-            gpu.upload_weight(name, data, rows, cols, opts.storage, opts.max_binding_bytes)
+        let upload = |name: &str, t: &Tensor, rows: usize, cols: usize| {
+            with_f32(t, |data| {
+                gpu.upload_weight(name, data, rows, cols, opts.storage, opts.max_binding_bytes)
+            })
         };
         // Norm weights and the position bias are tiny and enter f32 arithmetic directly: f32.
-        let vector = |name: &str, t: &Tensor| -> Result<wgpu::Buffer> {
-            Ok(gpu.buffer_with(name, bytemuck::cast_slice(&host(t)?)))
-        };
-        let embed = upload("shared.weight", &host(w.embed)?, cfg.vocab_size, d)?;
-        let blocks = w
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let mut qkv = host(b.q)?;
-                qkv.extend(host(b.k)?);
-                qkv.extend(host(b.v)?);
-                Ok(Block {
-                    attn_norm: vector("attn_norm", b.attn_norm)?,
-                    qkv: upload(&format!("block.{i}.qkv"), &qkv, 3 * inner, d)?,
-                    o: upload(&format!("block.{i}.o"), &host(b.o)?, d, inner)?,
-                    ff_norm: vector("ff_norm", b.ff_norm)?,
-                    wi: b
-                        .wi
-                        .iter()
-                        .map(|t| upload(&format!("block.{i}.wi"), &host(t)?, cfg.d_ff, d))
-                        .collect::<Result<_>>()?,
-                    wo: upload(&format!("block.{i}.wo"), &host(b.wo)?, d, cfg.d_ff)?,
-                })
+        let vector = |name: &str, t: &Tensor| {
+            with_f32(t, |data| {
+                Ok(gpu.buffer_with(name, bytemuck::cast_slice(data)))
             })
-            .collect::<Result<Vec<_>>>()?;
+        };
+        let mut blocks = Vec::with_capacity(cfg.num_layers);
+        let stem = weights(&mut |i, b| {
+            let qkv = Tensor::cat(&[b.q, b.k, b.v], 0)?;
+            blocks.push(Block {
+                attn_norm: vector("attn_norm", b.attn_norm)?,
+                qkv: upload(&format!("block.{i}.qkv"), &qkv, 3 * inner, d)?,
+                o: upload(&format!("block.{i}.o"), b.o, d, inner)?,
+                ff_norm: vector("ff_norm", b.ff_norm)?,
+                wi: b
+                    .wi
+                    .iter()
+                    .map(|t| upload(&format!("block.{i}.wi"), t, cfg.d_ff, d))
+                    .collect::<Result<_>>()?,
+                wo: upload(&format!("block.{i}.wo"), b.wo, d, cfg.d_ff)?,
+            });
+            // Natively wgpu stages written data until the next submission: flushing block by
+            // block keeps the staging memory at one block's size too.
+            gpu.queue.submit([]);
+            Ok(())
+        })?;
+        let embed = upload("shared.weight", &stem.embed, cfg.vocab_size, d)?;
         let mut width = d;
         let mut widest = d;
         let head_layers = heads
@@ -189,7 +237,7 @@ impl WgpuEncoder {
                         width = out;
                         widest = widest.max(out);
                         Head::Dense {
-                            weight: upload("dense", &host(linear.weight())?, out, inp)?,
+                            weight: upload("dense", linear.weight(), out, inp)?,
                             bias: linear.bias().map(|b| vector("dense.bias", b)).transpose()?,
                             act: match activation {
                                 DenseActivation::Identity => Act::Identity,
@@ -214,10 +262,10 @@ impl WgpuEncoder {
             buckets: cfg.relative_attention_num_buckets,
             max_distance: cfg.relative_attention_max_distance,
             embed,
-            rel_bias: vector("relative_attention_bias", w.relative_bias)?,
+            rel_bias: vector("relative_attention_bias", &stem.relative_bias)?,
             blocks,
-            final_norm: vector("final_layer_norm", w.final_norm)?,
-            ff_act: ffn_act(w.activation)?,
+            final_norm: vector("final_layer_norm", &stem.final_norm)?,
+            ff_act: ffn_act(stem.activation)?,
             head_layers,
             widest: widest as u32,
             dim: width as u32,

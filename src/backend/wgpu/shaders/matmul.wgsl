@@ -3,7 +3,9 @@
 // `w_at`); y has row stride `ldy` so that a weight split across bindings writes its own columns.
 //
 // Tiling: a 16×16 workgroup computes a 64×64 output tile, 4×4 per invocation, stepping through k
-// 16 at a time with both operand tiles in workgroup memory (2 × 4 KiB).
+// 16 at a time with both operand tiles in workgroup memory (2 × 4 KiB in f32). The tiles and the
+// products of one step are `Tile` (f32, or f16 with weights_f16_math.wgsl); each step's sums are
+// added to f32 accumulators.
 
 struct Params {
     m: u32,
@@ -32,8 +34,8 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-var<workgroup> xs: array<f32, 1024>; // [BK][BM]
-var<workgroup> ws: array<f32, 1024>; // [BK][BN]
+var<workgroup> xs: array<Tile, 1024>; // [BK][BM]
+var<workgroup> ws: array<Tile, 1024>; // [BK][BN]
 
 // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): WGSL has no erf.
 fn erf(v: f32) -> f32 {
@@ -73,30 +75,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let r = e / BK;
             let kk = e % BK;
             let gk = k0 + kk;
-            var xv = 0.0;
+            var xv = Tile(0.0);
             if (row0 + r < p.m && gk < p.k) {
-                xv = x[(row0 + r) * p.k + gk];
+                xv = to_tile(x[(row0 + r) * p.k + gk]);
             }
             xs[kk * BM + r] = xv;
-            var wv = 0.0;
+            var wv = Tile(0.0);
             if (col0 + r < p.n && gk < p.k) {
-                wv = w_at(col0 + r, gk);
+                wv = Tile(w_at(col0 + r, gk));
             }
             ws[kk * BN + r] = wv;
         }
         workgroupBarrier();
+        var part: array<Tile, 16>;
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
+            var a: array<Tile, 4>;
+            var b: array<Tile, 4>;
             for (var i = 0u; i < 4u; i++) {
                 a[i] = xs[kk * BM + lid.y * 4u + i];
                 b[i] = ws[kk * BN + lid.x * 4u + i];
             }
             for (var i = 0u; i < 4u; i++) {
                 for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] += a[i] * b[j];
+                    part[i * 4u + j] += a[i] * b[j];
                 }
             }
+        }
+        for (var e = 0u; e < 16u; e++) {
+            acc[e] += f32(part[e]);
         }
         workgroupBarrier();
     }
