@@ -5,29 +5,20 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { startSuite, fixtureCases, expected, maxDiff } from './harness.mjs';
 
 const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
 const pairs = fixtureCases();
 
-let web, hub, browser, page;
+let suite, hub, page, loadEncode;
 
 before(async () => {
-  web = await startStatic();
-  hub = await startHub();
-  browser = await launchBrowser();
-  page = await openPage(browser.context, web.url);
+  suite = await startSuite();
+  ({ hub, page, loadEncode } = suite);
 });
 
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  await web?.close();
-});
-
-const loadEncode = (r, options = {}, flags = {}) =>
-  page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [r, { hubUrl: hub.url, ...options }, pairs, flags]);
+after(() => suite?.stop());
 
 const loadError = (r, options = {}) =>
   page.evaluate(
@@ -273,5 +264,4 @@ test('a reload with the hub stopped still works (offline)', async () => {
   // A model that was never cached fails clearly.
   const err = await loadError(repo('tiny-relu-f16'), { retries: 0 });
   assert.equal(err?.name, 'NetworkError');
-  hub = await startHub();
 });

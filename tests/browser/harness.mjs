@@ -84,7 +84,7 @@ export async function startHub({ root = path.join(ROOT, 'tests/fixtures/models')
     stats: () => control('stats'),
     stop: () =>
       new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
         proc.once('exit', () => resolve());
         proc.kill('SIGTERM');
       }),
@@ -156,4 +156,32 @@ export function maxDiff(data, dim, cases) {
     });
   });
   return worst;
+}
+
+/**
+ * What a test file of the package needs, started: the static server, the mock hub over the
+ * fixture models, Chromium (`launchBrowser`'s options) and the test page. `stop` ends them all;
+ * `loadEncode(repo, options, flags)` loads a model from this hub and embeds the fixture pairs
+ * (`T.loadAndEncode` in the page).
+ */
+export async function startSuite(browserOptions = {}) {
+  const web = await startStatic();
+  const hub = await startHub();
+  const browser = await launchBrowser(browserOptions);
+  const page = await openPage(browser.context, web.url);
+  const pairs = fixtureCases();
+  return {
+    web,
+    hub,
+    browser,
+    page,
+    pairs,
+    loadEncode: (repo, options = {}, flags = {}) =>
+      page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [repo, { hubUrl: hub.url, ...options }, pairs, flags]),
+    async stop() {
+      await browser.close();
+      await hub.stop();
+      await web.close();
+    },
+  };
 }

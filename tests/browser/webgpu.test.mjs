@@ -11,29 +11,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { ROOT, startSuite, startHub, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
 
 const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
 const pairs = fixtureCases();
 
-let web, hub, browser, page;
+let suite, web, hub, browser, page, loadEncode;
 
 before(async () => {
-  web = await startStatic();
-  hub = await startHub();
-  browser = await launchBrowser({ webgpu: true });
-  page = await openPage(browser.context, web.url);
+  suite = await startSuite({ webgpu: true });
+  ({ web, hub, browser, page, loadEncode } = suite);
 });
 
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  await web?.close();
-});
-
-const loadEncode = (r, options = {}, flags = {}) =>
-  page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [r, { hubUrl: hub.url, ...options }, pairs, flags]);
+after(() => suite?.stop());
 
 test("device 'webgpu': the fixture models equal the Python reference within 1e-5", async () => {
   for (const m of MODELS) {

@@ -69,6 +69,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let row0 = wg.y * BM;
     let col0 = wg.x * BN;
     var acc: array<f32, 16>;
+    // One step's sums of products, in `Tile` precision.
+    var part: array<Tile, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         for (var i = 0u; i < 4u; i++) {
             let e = li + 256u * i;
@@ -87,7 +89,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             ws[kk * BN + r] = wv;
         }
         workgroupBarrier();
-        var part: array<Tile, 16>;
         for (var kk = 0u; kk < BK; kk++) {
             var a: array<Tile, 4>;
             var b: array<Tile, 4>;
@@ -101,8 +102,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                 }
             }
         }
+        // Reset explicitly: not every shader compiler re-zeroes a `var` declared in a loop.
         for (var e = 0u; e < 16u; e++) {
             acc[e] += f32(part[e]);
+            part[e] = Tile(0.0);
         }
         workgroupBarrier();
     }
