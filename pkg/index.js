@@ -4,11 +4,11 @@
 //   const model = await Instructor.load('hkunlp/instructor-base', { onProgress: console.log });
 //   const { data, dims } = await model.encode([['Represent the Science title: ', '3D ActionSLAM']]);
 //
-// The model runs in WebAssembly (SIMD) on the page's thread; `InstructorWorker` has the same
-// methods and runs it in a Web Worker. Weights are streamed from the hub once and cached in
+// The model runs in WebAssembly (SIMD) on the page's thread, its matrix products on a pool of
+// Web Workers when the page is cross-origin isolated; `InstructorWorker` has the same methods and
+// runs it in a Web Worker. Weights are streamed from the hub once and cached in
 // IndexedDB (database `instructor-embed`); later loads make no network request.
 
-import initWasm, * as wasm from './wasm/instructor.js';
 import * as cache from './cache.js';
 import { fetchModel, InstructorError } from './hub.js';
 
@@ -16,16 +16,45 @@ export { InstructorError };
 
 const DEFAULT_HUB = 'https://huggingface.co';
 
+/** The wasm-bindgen module in use (`wasm/` or `wasm-threads/`); set by `init`. */
+let wasm = null;
 let wasmReady = null;
-/** Instantiates the wasm module once (`wasmUrl` overrides where it is fetched from). */
+
+/**
+ * Instantiates the wasm module once. Resolves to the number of threads the matrix products run on.
+ *
+ * When the page is cross-origin isolated (so `SharedArrayBuffer` exists) and the package has its
+ * threaded build (`wasm-threads/`), that build is used and its thread pool started with one Web
+ * Worker per logical core; otherwise (or if that fails, with a console warning saying why) the
+ * single-threaded `wasm/`. `wasmUrl` overrides where the single-threaded .wasm is fetched from;
+ * the threaded one is always next to its JS.
+ */
 export function init(wasmUrl) {
   if (!wasmReady) {
-    wasmReady = initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((e) => {
+    wasmReady = instantiate(wasmUrl).catch((e) => {
       wasmReady = null;
       throw e;
     });
   }
   return wasmReady;
+}
+
+async function instantiate(wasmUrl) {
+  if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function') {
+    try {
+      const threaded = await import('./wasm-threads/instructor.js');
+      await threaded.default();
+      await threaded.initThreadPool(navigator.hardwareConcurrency || 1);
+      wasm = threaded;
+      return wasm.threads();
+    } catch (e) {
+      console.warn('instructor-embed: the threaded build did not start; running single-threaded:', e);
+    }
+  }
+  const single = await import('./wasm/instructor.js');
+  await single.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  wasm = single;
+  return wasm.threads();
 }
 
 /**
@@ -91,6 +120,7 @@ export class Instructor {
     this.dtype = info.dtype;
     this.fallbackReason = info.fallbackReason;
     this.fromCache = info.fromCache;
+    this.threads = wasm.threads();
   }
 
   /**
