@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected } from './harness.mjs';
+import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
 
 const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
@@ -25,16 +25,6 @@ after(async () => {
   await hub?.stop();
   await web?.close();
 });
-
-function maxDiff(data, dim, cases) {
-  let worst = 0;
-  cases.forEach((c, i) => {
-    c.embedding.forEach((v, j) => {
-      worst = Math.max(worst, Math.abs(v - data[i * dim + j]));
-    });
-  });
-  return worst;
-}
 
 const loadEncode = (r, options = {}, flags = {}) =>
   page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [r, { hubUrl: hub.url, ...options }, pairs, flags]);
