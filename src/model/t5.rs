@@ -43,8 +43,8 @@ impl Linear {
     }
 }
 
-/// Fewest token rows a thread gets in [`matmul_rows`]: below this, packing the weight matrix
-/// once more per thread costs about what the extra thread saves.
+/// Fewest token rows a thread gets in [`matmul_rows`]: each block packs the weight matrix again,
+/// so tiny blocks would spend their time packing (16 is a guess, not tuned).
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 const MIN_ROWS_PER_THREAD: usize = 16;
 
@@ -56,8 +56,9 @@ const MIN_ROWS_PER_THREAD: usize = 16;
 /// thread there by itself: its CPU matmul asks `get_num_threads()`, which is 1 on wasm32 (no
 /// `num_cpus`), so `gemm` runs with `Parallelism::None`. Splitting rows keeps each row's
 /// arithmetic (gemm's reduction blocking depends on the inner and output dimensions, not on the
-/// row count), so the result is the single-threaded one bit for bit. Everywhere else this is the
-/// plain matmul: natively candle already runs gemm on all cores.
+/// row count), so the result is the single-threaded one bit for bit (tests/browser/threads.test.mjs
+/// compares them). Everywhere else this is the plain matmul: natively candle already runs gemm on
+/// all cores.
 fn matmul_rows(xs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
     #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
     {
