@@ -23,7 +23,7 @@ export interface LoadOptions {
   dtype?: Dtype;
   /** `{ file, loaded, total }` while downloading (per file, non-decreasing), then `{ status: 'ready' }`. */
   onProgress?: (p: Progress) => void;
-  /** Where to fetch the .wasm from (default: next to the package's JS). */
+  /** Where to fetch the single-threaded .wasm from (default: next to the package's JS). */
   wasmUrl?: string | URL;
   /** Automatic resumed retries of an interrupted download; default 2. */
   retries?: number;
@@ -86,6 +86,9 @@ interface ModelInfo {
   readonly commit: string;
   /** Whether the load made no network request. */
   readonly fromCache: boolean;
+  /** Threads the matrix products run on: the logical cores when the page is cross-origin
+   * isolated (COOP/COEP; see the README's "Threads"), else 1. */
+  readonly threads: number;
 }
 
 // Declaration merging gives both classes ModelInfo's read-only fields.
@@ -113,5 +116,7 @@ export class InstructorWorker {
   static clearCache(repo?: string): Promise<void>;
 }
 
-/** Instantiates the wasm module (done by load; call it early to overlap the fetch). */
-export function init(wasmUrl?: string | URL): Promise<unknown>;
+/** Instantiates the wasm module (done by load; call it early to overlap the fetch): the threaded
+ * build when the page is cross-origin isolated, else the single-threaded one (whose .wasm
+ * `wasmUrl` relocates). Resolves to the number of threads. */
+export function init(wasmUrl?: string | URL): Promise<number>;

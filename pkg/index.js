@@ -4,11 +4,11 @@
 //   const model = await Instructor.load('hkunlp/instructor-base', { onProgress: console.log });
 //   const { data, dims } = await model.encode([['Represent the Science title: ', '3D ActionSLAM']]);
 //
-// The model runs in WebAssembly (SIMD) on the page's thread; `InstructorWorker` has the same
-// methods and runs it in a Web Worker. Weights are streamed from the hub once and cached in
+// The model runs in WebAssembly (SIMD) on the page's thread, its matrix products on a pool of
+// Web Workers when the page is cross-origin isolated; `InstructorWorker` has the same methods and
+// runs it in a Web Worker. Weights are streamed from the hub once and cached in
 // IndexedDB (database `instructor-embed`); later loads make no network request.
 
-import initWasm, * as wasm from './wasm/instructor.js';
 import * as cache from './cache.js';
 import { fetchModel, InstructorError } from './hub.js';
 
@@ -16,31 +16,79 @@ export { InstructorError };
 
 const DEFAULT_HUB = 'https://huggingface.co';
 
-let wasmReady = null;
-/** Instantiates the wasm module once (`wasmUrl` overrides where it is fetched from). */
-export function init(wasmUrl) {
-  if (!wasmReady) {
-    wasmReady = initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((e) => {
-      wasmReady = null;
-      throw e;
-    });
-  }
-  return wasmReady;
+// Two builds of the module (scripts/build-wasm.sh): `wasm/`, single-threaded with the WebGPU
+// backend, and `wasm-threads/`, whose matrix products run on a pool of Web Workers but which has
+// no WebGPU (wgpu's browser types cannot be shared between threads). A model on the CPU runs on
+// the threaded build when the page is cross-origin isolated; a model on WebGPU always on `wasm/`.
+// Each is instantiated once, on first use.
+const modules = { single: null, threads: null };
+let threadsFailed = false;
+
+function single(wasmUrl) {
+  modules.single ??= import('./wasm/instructor.js').then(async (m) => {
+    await m.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+    return m;
+  });
+  return modules.single.catch((e) => {
+    modules.single = null;
+    throw e;
+  });
 }
 
 /**
- * What to ask the wasm side for. 'auto' and 'webgpu' need `navigator.gpu`: without it 'webgpu'
- * fails here and 'auto' asks for the CPU, with the reason.
+ * The build for the CPU: the threaded one when the page is cross-origin isolated (so
+ * `SharedArrayBuffer` exists), its pool started with one Web Worker per logical core; otherwise,
+ * or if that fails (a console warning says why), the single-threaded one.
  */
-function pickDevice(device) {
-  const gpu = typeof navigator !== 'undefined' && !!navigator.gpu;
+async function cpuModule(wasmUrl) {
+  if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function' && !threadsFailed) {
+    modules.threads ??= import('./wasm-threads/instructor.js').then(async (m) => {
+      await m.default();
+      await m.initThreadPool(navigator.hardwareConcurrency || 1);
+      return m;
+    });
+    try {
+      return await modules.threads;
+    } catch (e) {
+      threadsFailed = true;
+      modules.threads = null;
+      console.warn('instructor-embed: the threaded build did not start; running single-threaded:', e);
+    }
+  }
+  return single(wasmUrl);
+}
+
+/**
+ * Instantiates the module a CPU model runs on (see above) and resolves to the number of threads
+ * its matrix products use. `wasmUrl` overrides where the single-threaded .wasm is fetched from;
+ * the threaded one is always next to its JS.
+ */
+export async function init(wasmUrl) {
+  return (await cpuModule(wasmUrl)).threads();
+}
+
+/**
+ * Where the model runs: `{ module, device, fallbackReason }`, `device` being what the wasm side
+ * is asked for. 'auto' looks for a WebGPU adapter first: none, or only a software one
+ * (SwiftShader: the CPU path is faster), means the CPU with that reason; a hardware adapter means
+ * the wasm side tries it and falls back by itself if the model does not fit.
+ */
+async function pickDevice(device, wasmUrl) {
+  const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
+  const cpu = async (fallbackReason) => ({ module: await cpuModule(wasmUrl), device: 'cpu', fallbackReason });
   switch (device ?? 'auto') {
     case 'cpu':
-      return { device: 'cpu', fallbackReason: null };
-    case 'auto':
-      return gpu
-        ? { device: 'auto', fallbackReason: null }
-        : { device: 'cpu', fallbackReason: 'WebGPU is not available in this browser (no navigator.gpu)' };
+      return cpu(null);
+    case 'auto': {
+      if (!gpu) return cpu('WebGPU is not available in this browser (no navigator.gpu)');
+      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+      if (!adapter) return cpu('gpu: no GPU adapter: WebGPU offers none here');
+      if (adapter.info?.isFallbackAdapter) {
+        const name = adapter.info.description || adapter.info.architecture || 'unnamed adapter';
+        return cpu(`gpu: only a software adapter (${name}) was found, and the CPU path is faster`);
+      }
+      return { module: await single(wasmUrl), device: 'auto', fallbackReason: null };
+    }
     case 'webgpu':
       if (!gpu) {
         throw new InstructorError(
@@ -49,7 +97,7 @@ function pickDevice(device) {
           { name: 'NotSupportedError' },
         );
       }
-      return { device: 'webgpu', fallbackReason: null };
+      return { module: await single(wasmUrl), device: 'webgpu', fallbackReason: null };
     default:
       throw new InstructorError(`instructor-embed: unknown device '${device}' (expected 'auto', 'cpu' or 'webgpu')`, {
         name: 'TypeError',
@@ -102,6 +150,7 @@ export class Instructor {
     this.dtype = info.dtype;
     this.fallbackReason = info.fallbackReason;
     this.fromCache = info.fromCache;
+    this.threads = info.threads;
   }
 
   /**
@@ -121,9 +170,9 @@ export class Instructor {
     if (typeof repo !== 'string' || !repo.includes('/')) {
       throw new TypeError(`instructor-embed: repo must look like 'owner/name', got ${JSON.stringify(repo)}`);
     }
-    const dev = pickDevice(device);
     checkDtype(dtype);
-    await init(wasmUrl);
+    const dev = await pickDevice(device, wasmUrl);
+    const wasm = dev.module;
     const { commit, files, fromCache } = await fetchModel(repo, { hubUrl, revision, wasm, onProgress, retries });
     // The file buffers stay in the JS heap; the loader copies one tensor at a time into wasm
     // (and, on WebGPU, on to the GPU one block at a time).
@@ -151,6 +200,8 @@ export class Instructor {
       device: model.device(),
       adapter: model.adapter() ?? null,
       fallbackReason: model.fallbackReason() ?? dev.fallbackReason,
+      // WebGPU runs the matrix products on the GPU, not on the CPU's threads.
+      threads: model.device() === 'webgpu' ? 1 : wasm.threads(),
     });
   }
 
@@ -204,10 +255,11 @@ export class Instructor {
     return cache.clear(repo);
   }
 
-  /** Bytes of wasm linear memory (it only grows, so this is the peak so far). */
+  /** Bytes of wasm linear memory, all builds in use together (it only grows, so this is the peak so far). */
   static async wasmMemoryBytes() {
-    await init();
-    return wasm.wasmMemoryBytes();
+    const loaded = await Promise.all(Object.values(modules).filter(Boolean));
+    if (loaded.length === 0) loaded.push(await cpuModule());
+    return loaded.reduce((sum, m) => sum + m.wasmMemoryBytes(), 0);
   }
 }
 

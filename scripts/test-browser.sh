@@ -4,7 +4,8 @@
 # test deps (playwright-core, binaryen), wasm-bindgen-cli (only if absent; see build-wasm.sh).
 #
 #   scripts/test-browser.sh            build + tests
-#   scripts/test-browser.sh --bench    build + tests + throughput benchmark (wasm vs native)
+#   scripts/test-browser.sh --bench    build + tests + throughput benchmark (wasm 1 thread, wasm N
+#                                      threads, native)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ if [ -z "${MOCK_HUB_BIN:-}" ]; then
   export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
 fi
 
-node --test --test-concurrency=1 tests/browser/embed.test.mjs tests/browser/webgpu.test.mjs
+node --test --test-concurrency=1 tests/browser/embed.test.mjs tests/browser/webgpu.test.mjs tests/browser/threads.test.mjs
 
 if [ "${1:-}" = --bench ]; then
   node tests/browser/bench.mjs

@@ -2,8 +2,10 @@
 // A tiny static server for the demo (Node built-ins only): www/ at /, the built npm package
 // (pkg/) at /pkg/. Correct MIME types (.wasm as application/wasm, which streaming compilation
 // requires); no caching headers beyond revalidation, since the service worker does the caching.
+// By default it makes the page cross-origin isolated (COOP/COEP), so the package runs its
+// threaded build; `--no-isolation` leaves the headers out (single-threaded).
 //
-//   node www/serve.mjs [--port 8080] [--host 127.0.0.1]
+//   node www/serve.mjs [--port 8080] [--host 127.0.0.1] [--no-isolation]
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -43,8 +45,19 @@ function resolve(urlPath, roots) {
   return fs.existsSync(file) ? file : null;
 }
 
-/** An http.Server for the demo (not yet listening). */
-export function createServer({ www = WWW, pkg = PKG } = {}) {
+/**
+ * The headers that make a page cross-origin isolated (`crossOriginIsolated`, which gives it
+ * `SharedArrayBuffer` and so wasm threads). Under COEP `require-corp` every cross-origin resource
+ * the page loads must allow it by CORS or `Cross-Origin-Resource-Policy`; the hub's answers carry
+ * CORS headers.
+ */
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+/** An http.Server for the demo (not yet listening); `isolated` sends ISOLATION_HEADERS. */
+export function createServer({ www = WWW, pkg = PKG, isolated = true } = {}) {
   const roots = { www: path.resolve(www), pkg: path.resolve(pkg) };
   return http.createServer((req, res) => {
     const { pathname } = new URL(req.url, 'http://localhost');
@@ -57,6 +70,7 @@ export function createServer({ www = WWW, pkg = PKG } = {}) {
       'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream',
       'Content-Length': fs.statSync(file).size,
       'Cache-Control': 'no-cache',
+      ...(isolated ? ISOLATION_HEADERS : {}),
     });
     if (req.method === 'HEAD') res.end();
     else fs.createReadStream(file).pipe(res);
@@ -69,7 +83,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     return i > 0 ? process.argv[i + 1] : fallback;
   };
   const host = arg('--host', '127.0.0.1');
-  const server = createServer();
+  const server = createServer({ isolated: !process.argv.includes('--no-isolation') });
   server.listen(Number(arg('--port', 8080)), host, () => {
     if (!fs.existsSync(path.join(PKG, 'wasm'))) console.warn('serve: pkg/wasm/ is missing: build the package first (scripts/build-wasm.sh)');
     console.log(`serving http://${host}:${server.address().port}/  (www/ and pkg/ at /pkg/)`);

@@ -35,10 +35,48 @@ impl Linear {
 
     /// Computes in `compute` and returns f32.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.to_dtype(self.compute)?
-            .matmul(&self.weight.to_dtype(self.compute)?.t()?)?
-            .to_dtype(DType::F32)
+        matmul_rows(
+            &xs.to_dtype(self.compute)?,
+            &self.weight.to_dtype(self.compute)?.t()?,
+        )?
+        .to_dtype(DType::F32)
     }
+}
+
+/// Fewest token rows a thread gets in [`matmul_rows`]: each block packs the weight matrix again,
+/// so tiny blocks would spend their time packing (16 is a guess, not tuned).
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+const MIN_ROWS_PER_THREAD: usize = 16;
+
+/// `xs @ rhs` for `xs` = `[tokens, in]`, where nearly all of the encoder's time goes.
+///
+/// In the threaded browser build (`pkg/wasm-threads/`) the token rows are split into one block
+/// per thread of the rayon pool (Web Workers, started by `initThreadPool`), each block an ordinary
+/// candle matmul, and the blocks concatenated. This is hand-written because candle does not
+/// thread there by itself: its CPU matmul asks `get_num_threads()`, which is 1 on wasm32 (no
+/// `num_cpus`), so `gemm` runs with `Parallelism::None`. Splitting rows keeps each row's
+/// arithmetic (gemm's reduction blocking depends on the inner and output dimensions, not on the
+/// row count), so the result is the single-threaded one bit for bit (tests/browser/threads.test.mjs
+/// compares them). Everywhere else this is the plain matmul: natively candle already runs gemm on
+/// all cores.
+fn matmul_rows(xs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    {
+        use rayon::prelude::*;
+        let rows = xs.dim(0)?;
+        let blocks = rayon::current_num_threads().min(rows / MIN_ROWS_PER_THREAD);
+        if blocks > 1 {
+            let per = rows.div_ceil(blocks);
+            let parts = (0..rows)
+                .step_by(per)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|start| xs.narrow(0, start, per.min(rows - start))?.matmul(rhs))
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::cat(&parts, 0);
+        }
+    }
+    xs.matmul(rhs)
 }
 
 /// RMSNorm without mean subtraction, in f32.

@@ -92,11 +92,11 @@ struct JsChunks {
     len: u64,
 }
 
-// SAFETY: JS values live on the thread that created them. This build has no threads
-// (wasm32-unknown-unknown without the `atomics` target feature), so nothing can move them.
-#[cfg(not(target_feature = "atomics"))]
+// SAFETY: JS values live on the thread that created them. The single-threaded build has no other
+// thread. In the threaded build (`atomics`) the pool threads only ever run the encoder's matrix
+// products (`matmul_rows` in src/model/t5.rs), never the loader: a `JsChunks` is created, read
+// and dropped inside `WasmModel::load`, on the thread that called it, before `load` returns.
 unsafe impl Send for JsChunks {}
-#[cfg(not(target_feature = "atomics"))]
 unsafe impl Sync for JsChunks {}
 
 impl JsChunks {
@@ -341,6 +341,21 @@ async fn encode(
 #[wasm_bindgen(js_name = wasmMemoryBytes)]
 pub fn wasm_memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size(0) as f64) * 65536.0
+}
+
+/// Starts the thread pool (`initThreadPool(n)`, a Promise; Web Workers sharing this module's
+/// memory). Only in the threaded build; `pkg/index.js` calls it once, right after instantiating.
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// How many threads run the encoder's matrix products: the pool's size in the threaded build,
+/// 1 in the single-threaded one.
+#[wasm_bindgen]
+pub fn threads() -> usize {
+    #[cfg(target_feature = "atomics")]
+    return rayon::current_num_threads();
+    #[cfg(not(target_feature = "atomics"))]
+    return 1;
 }
 
 /// Whether this build uses WebAssembly SIMD (v128).

@@ -1,5 +1,6 @@
-// Throughput of the wasm SIMD path in headless Chromium vs native CPU, same machine, same run,
-// same pairs (benches/pairs.jsonl), instructor-<shape> shape with random weights.
+// Throughput of the wasm SIMD path in headless Chromium, 1 thread and one thread per core, vs
+// native CPU: same machine, same run, same pairs (benches/pairs.jsonl), instructor-<shape> shape
+// with random weights.
 //
 //   node tests/browser/bench.mjs [--shape base] [--pairs N] [--batch 32] [--dir DIR] [--pairs-file F]
 //
@@ -53,55 +54,89 @@ const native = (threads) =>
 const native1 = native(1);
 const nativeAll = native(null);
 
-// Wasm in Chromium, through the mock hub and the IndexedDB cache like a real page.
-const web = await startStatic();
+// Wasm in Chromium, through the mock hub and the IndexedDB cache like a real page: the
+// single-threaded build (a page without COOP/COEP) and the threaded one (a cross-origin isolated
+// page; one thread per core), the model on the page's thread; and the threaded one in
+// InstructorWorker (whose calling thread sleeps while the pool works, where the page's thread
+// has to spin).
+async function wasmRun(context, staticUrl, worker) {
+  const page = await openPage(context, staticUrl);
+  try {
+    return await page.evaluate(
+      async ([repo, hubUrl, pairs, batch, worker]) => {
+        const cls = worker ? IE.InstructorWorker : IE.Instructor;
+        // The page's module memory: says nothing about a worker's.
+        const memory = async () => (worker ? null : IE.Instructor.wasmMemoryBytes());
+        const mem0 = await memory();
+        let t = performance.now();
+        const model = await cls.load(repo, { hubUrl });
+        const firstLoadS = (performance.now() - t) / 1000;
+        const memLoaded = await memory();
+        const tokens = await model.countTokens(pairs);
+        await model.encode(pairs.slice(0, 8), { batchSize: batch });
+        t = performance.now();
+        await model.encode(pairs, { batchSize: batch });
+        const seconds = (performance.now() - t) / 1000;
+        const memPeak = await memory();
+        const threads = model.threads;
+        await model.dispose();
+        t = performance.now();
+        const again = await cls.load(repo, { hubUrl });
+        const cachedLoadS = (performance.now() - t) / 1000;
+        await again.dispose();
+        return { threads, worker, isolated: crossOriginIsolated, tokens, seconds, tokens_per_s: tokens / seconds, firstLoadS, cachedLoadS, mem0, memLoaded, memPeak };
+      },
+      [`fixtures/${shape}`, hubUrl, pairs, batch, worker],
+    );
+  } finally {
+    await page.close();
+  }
+}
+
+const plainWeb = await startStatic();
+const isolatedWeb = await startStatic({ isolated: true });
 const hub = await startHub({ root: parent });
+const hubUrl = hub.url;
 const browser = await launchBrowser();
-let wasmResult;
+let wasm1, wasmN, wasmNWorker;
 try {
-  const page = await openPage(browser.context, web.url);
-  wasmResult = await page.evaluate(
-    async ([repo, hubUrl, pairs, batch]) => {
-      const mem0 = await IE.Instructor.wasmMemoryBytes();
-      let t = performance.now();
-      const model = await IE.Instructor.load(repo, { hubUrl });
-      const firstLoadS = (performance.now() - t) / 1000;
-      const memLoaded = await IE.Instructor.wasmMemoryBytes();
-      const tokens = model.countTokens(pairs);
-      await model.encode(pairs.slice(0, 8), { batchSize: batch });
-      t = performance.now();
-      await model.encode(pairs, { batchSize: batch });
-      const seconds = (performance.now() - t) / 1000;
-      const memPeak = await IE.Instructor.wasmMemoryBytes();
-      await model.dispose();
-      t = performance.now();
-      const again = await IE.Instructor.load(repo, { hubUrl });
-      const cachedLoadS = (performance.now() - t) / 1000;
-      await again.dispose();
-      return { tokens, seconds, tokens_per_s: tokens / seconds, firstLoadS, cachedLoadS, mem0, memLoaded, memPeak, simd: true };
-    },
-    [`fixtures/${shape}`, hub.url, pairs, batch],
-  );
+  wasm1 = await wasmRun(browser.context, plainWeb.url, false);
+  wasmN = await wasmRun(browser.context, isolatedWeb.url, false);
+  wasmNWorker = await wasmRun(browser.context, isolatedWeb.url, true);
 } finally {
   await browser.close();
   await hub.stop();
-  await web.close();
+  await plainWeb.close();
+  await isolatedWeb.close();
+}
+if (wasm1.threads !== 1 || !(wasmN.threads > 1) || !(wasmNWorker.threads > 1)) {
+  throw new Error(`bench: expected 1 and N > 1 threads, got ${wasm1.threads}, ${wasmN.threads}, ${wasmNWorker.threads}`);
 }
 
 const weightsBytes = fs.statSync(path.join(modelDir, fs.existsSync(path.join(modelDir, 'model.safetensors')) ? 'model.safetensors' : 'pytorch_model.bin')).size;
 const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+const tps = (r) => r.tokens_per_s.toFixed(0);
+const ratio = (a, b) => `${(a.tokens_per_s / b.tokens_per_s).toFixed(2)}x`;
 console.log(
-  JSON.stringify({ shape, pairs: pairs.length, batch, native_1thread: native1, native_all_threads: nativeAll, wasm_chromium: wasmResult }, null, 2),
+  JSON.stringify(
+    { shape, pairs: pairs.length, batch, native_1thread: native1, native_all_threads: nativeAll, wasm_1thread: wasm1, wasm_threads: wasmN, wasm_threads_worker: wasmNWorker },
+    null,
+    2,
+  ),
 );
-console.log(`\n${shape} shape, ${pairs.length} pairs, ${wasmResult.tokens} tokens, batch ${batch}:`);
-console.log(`  native CPU, ${os.cpus().length} threads: ${nativeAll.tokens_per_s.toFixed(0)} tokens/s`);
-console.log(`  native CPU, 1 thread:  ${native1.tokens_per_s.toFixed(0)} tokens/s`);
-console.log(`  wasm SIMD (Chromium, 1 thread): ${wasmResult.tokens_per_s.toFixed(0)} tokens/s`);
+console.log(`\n${shape} shape, ${pairs.length} pairs, ${wasm1.tokens} tokens, batch ${batch}, ${os.cpus().length} cores:`);
+console.log(`  native CPU, all threads:                  ${tps(nativeAll)} tokens/s`);
+console.log(`  native CPU, 1 thread:                     ${tps(native1)} tokens/s`);
+console.log(`  wasm SIMD, 1 thread (page):               ${tps(wasm1)} tokens/s`);
+console.log(`  wasm SIMD, ${wasmN.threads} threads (isolated page):    ${tps(wasmN)} tokens/s   ${ratio(wasmN, wasm1)} the 1-thread wasm`);
+console.log(`  wasm SIMD, ${wasmNWorker.threads} threads (InstructorWorker): ${tps(wasmNWorker)} tokens/s   ${ratio(wasmNWorker, wasm1)} the 1-thread wasm`);
 console.log(
-  `  ratio native/wasm: ${(nativeAll.tokens_per_s / wasmResult.tokens_per_s).toFixed(2)}x (all threads), ` +
-    `${(native1.tokens_per_s / wasmResult.tokens_per_s).toFixed(2)}x (1 thread)`,
+  `  native/wasm: ${ratio(nativeAll, wasmNWorker)} (all threads vs ${wasmNWorker.threads} wasm threads, worker), ` +
+    `${ratio(native1, wasm1)} (1 thread vs 1 thread)`,
 );
-console.log(
-  `  wasm memory: ${mib(wasmResult.memLoaded)} after load, ${mib(wasmResult.memPeak)} peak after encode ` +
-    `(encoder weights file ${mib(weightsBytes)}); first load ${wasmResult.firstLoadS.toFixed(1)} s, cached load ${wasmResult.cachedLoadS.toFixed(1)} s`,
-);
+for (const [name, r] of [['1 thread', wasm1], [`${wasmN.threads} threads`, wasmN]]) {
+  console.log(
+    `  wasm memory (${name}): ${mib(r.memLoaded)} after load, ${mib(r.memPeak)} peak after encode ` +
+      `(encoder weights file ${mib(weightsBytes)}); first load ${r.firstLoadS.toFixed(1)} s, cached load ${r.cachedLoadS.toFixed(1)} s`,
+  );
+}

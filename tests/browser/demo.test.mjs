@@ -101,6 +101,10 @@ test('downloads a fixture model from the mirror with per-file progress', async (
   await page.waitForFunction((r) => document.getElementById('model-status').textContent.startsWith(`Loaded ${r}`), REPO, { timeout: 60000 });
   const status = await page.textContent('#model-status');
   assert.match(status, /on the CPU \(auto chose it: .+\)/);
+  // www/serve.mjs makes the page cross-origin isolated, so the model runs one thread per core.
+  const { isolated, cores } = await page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+  assert.equal(isolated, true);
+  assert.match(status, new RegExp(`, ${cores} threads?[,.]`));
   const files = await page.$$eval('#downloads .file', (rows) =>
     rows.map((r) => ({ file: r.dataset.file, value: r.querySelector('progress').value, max: r.querySelector('progress').max, text: r.lastChild.textContent })),
   );
@@ -214,6 +218,9 @@ test('with the hub and the web server stopped, a reload still searches', async (
   await new Promise((r) => web.close(r));
   await page.reload();
   await page.waitForFunction(() => /from the cache/.test(document.getElementById('model-status').textContent), null, { timeout: 60000 });
+  // The service worker's copies keep the page isolated and the threaded build complete.
+  const cores = await page.evaluate(() => crossOriginIsolated && navigator.hardwareConcurrency);
+  assert.match(await page.textContent('#model-status'), new RegExp(`, ${cores} threads, from the cache`));
   await expectRanking(referenceRanking(RETRY_MODEL), 'offline search');
   // The badge re-checks the service worker's cache after the reload, asynchronously.
   await page.waitForFunction(() => document.getElementById('offline-status').dataset.state === 'ready', null, { timeout: 30000 });

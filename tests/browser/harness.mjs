@@ -8,6 +8,7 @@ import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { ISOLATION_HEADERS } from '../../www/serve.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -22,7 +23,10 @@ const MIME = {
   '.d.ts': 'text/plain',
 };
 
-/** Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin). */
+/**
+ * Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin);
+ * `isolated` adds the COOP/COEP headers that give the page wasm threads.
+ */
 export function startStatic({ isolated = false } = {}) {
   const allowed = ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
   const server = http.createServer((req, res) => {
@@ -34,10 +38,7 @@ export function startStatic({ isolated = false } = {}) {
       return;
     }
     const headers = { 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' };
-    if (isolated) {
-      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
-      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
-    }
+    if (isolated) Object.assign(headers, ISOLATION_HEADERS);
     res.writeHead(200, headers);
     fs.createReadStream(file).pipe(res);
   });

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startSuite, startHub, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { ROOT, startSuite, startStatic, startHub, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
 
 const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
@@ -94,6 +94,41 @@ test('concurrent encode calls on one main-thread model queue and give the same r
   assert.deepEqual(outs[0], outs[2]);
   assert.ok(maxDiff(outs[0], exp.dim, exp.cases) < 1e-5);
   assert.ok(maxDiff(outs[1], exp.dim, exp.cases.slice(0, 5)) < 1e-5);
+});
+
+test('on a cross-origin isolated page, WebGPU runs on the single-threaded build and the CPU fallback on the threaded one', async () => {
+  const m = 'tiny-relu-bin';
+  const exp = expected(m);
+  const isolatedWeb = await startStatic({ isolated: true });
+  const p = await openPage(browser.context, isolatedWeb.url);
+  try {
+    const out = await p.evaluate(
+      async ([r, hubUrl, pairs]) => {
+        const run = async (device) => {
+          const model = await IE.Instructor.load(r, { hubUrl, device });
+          const data = Array.from((await model.encode(pairs)).data);
+          const { threads, fallbackReason } = model;
+          await model.dispose();
+          return { device: model.device, threads, fallbackReason, data };
+        };
+        return { isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, gpu: await run('webgpu'), auto: await run('auto') };
+      },
+      [repo(m), hub.url, pairs],
+    );
+    assert.equal(out.isolated, true);
+    assert.equal(out.gpu.device, 'webgpu');
+    assert.equal(out.gpu.threads, 1);
+    assert.equal(out.auto.device, 'cpu');
+    assert.equal(out.auto.threads, out.cores);
+    assert.match(out.auto.fallbackReason, /only a software adapter/);
+    for (const run of [out.gpu, out.auto]) {
+      const d = maxDiff(run.data, exp.dim, exp.cases);
+      assert.ok(d < 1e-5, `${run.device}: max abs diff ${d}`);
+    }
+  } finally {
+    await p.close();
+    await isolatedWeb.close();
+  }
 });
 
 test('weights stream to the GPU: wasm memory grows by far less than the model', async () => {

@@ -50,3 +50,21 @@ test('nothing outside the two folders', async () => {
     await r.text();
   }
 });
+
+test('sends COOP/COEP by default (threads), and not with isolated: false', async () => {
+  const r = await fetch(`${base}/`);
+  await r.text();
+  assert.equal(r.headers.get('cross-origin-opener-policy'), 'same-origin');
+  assert.equal(r.headers.get('cross-origin-embedder-policy'), 'require-corp');
+  const plain = createServer({ www: path.join(tmp, 'www'), pkg: path.join(tmp, 'pkg'), isolated: false });
+  await new Promise((res) => plain.listen(0, '127.0.0.1', res));
+  try {
+    const p = await fetch(`http://127.0.0.1:${plain.address().port}/`);
+    await p.text();
+    assert.equal(p.status, 200);
+    assert.equal(p.headers.get('cross-origin-opener-policy'), null);
+    assert.equal(p.headers.get('cross-origin-embedder-policy'), null);
+  } finally {
+    plain.close();
+  }
+});

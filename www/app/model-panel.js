@@ -157,9 +157,11 @@ export class ModelPanel extends EventTarget {
       }
       this.model = model;
       const why = model.fallbackReason ? ` (auto chose it: ${model.fallbackReason})` : '';
+      // More than one thread only when the page is cross-origin isolated (www/serve.mjs).
+      const threads = model.device === 'cpu' ? `, ${model.threads} thread${model.threads === 1 ? '' : 's'}` : '';
       $('model-status').textContent =
         `${notice}Loaded ${model.repo} @ ${model.commit.slice(0, 8)}: ${model.dim}-d embeddings, ` +
-        `${model.dtype}, on ${model.device === 'cpu' ? 'the CPU' : 'WebGPU'}${why}` +
+        `${model.dtype}, on ${model.device === 'cpu' ? 'the CPU' : 'WebGPU'}${why}${threads}` +
         `${model.fromCache ? ', from the cache (no network).' : '.'}`;
       // A fresh download is worth keeping: ask the browser not to evict it under storage pressure.
       if (!model.fromCache) await navigator.storage?.persist?.().catch(() => false);
