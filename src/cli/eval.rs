@@ -321,4 +321,8 @@ impl Embedder for CachedEmbedder<'_> {
             Ok(out)
         })
     }
+
+    fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError> {
+        Ok(self.model.token_counts(inputs)?)
+    }
 }
