@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the CUDA path (`--features cuda`: candle's CUDA backend) on a machine with no GPU and no
+# CUDA toolkit, from NVIDIA's PyPI wheels. Not part of CI (scripts/test.sh): it downloads ~1.2 GB
+# and compiles candle's CUDA kernels with nvcc (long on 2 cores; see the README's CUDA section).
+#
+#   scripts/check-cuda.sh                # cargo build --features cuda --bin instructor, and the tests
+#   CUDA_VENV=/opt/venvs/cuda13 CUDA_COMPUTE_CAP=90 CARGO_TARGET_DIR=/work/target-cuda scripts/check-cuda.sh
+#
+# What it needs and why:
+# - nvcc: only the CUDA 13 wheels (`nvidia-cuda-nvcc`) ship the nvcc driver (the cu12 wheels hold
+#   just ptxas). They share one prefix, site-packages/nvidia/cu13 (bin/, include/, lib/), which is
+#   CUDA_HOME here. cudarc 0.19 knows CUDA up to 13.4, so the toolkit is pinned to 13.4.
+# - CUDA_COMPUTE_CAP: candle-kernels asks nvidia-smi otherwise (90: H100/H200; 80: A100).
+# - Linking: candle turns on cudarc's `dynamic-linking`, so the binary links libcuda, libnvrtc,
+#   libcublas(Lt), libcurand and libcudart by their unversioned names. The wheels hold only the
+#   versioned files: links are made beside them. libcuda is the driver's, never in a toolkit
+#   wheel: a stub exporting cudarc's driver symbols is linked instead (soname libcuda.so.1, so
+#   the binary takes the real driver's library wherever it runs). Such a binary starts only
+#   where the NVIDIA driver is installed.
+# Installs only what is missing; a second run goes straight to cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${CUDA_VENV:-/opt/venvs/cuda13}
+CUDA_VERSION=13.4
+export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+
+if [ ! -x "$VENV/bin/pip" ]; then
+    python3 -m venv "$VENV"
+fi
+PREFIX=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13
+if [ ! -x "$PREFIX/bin/nvcc" ] || [ ! -e "$PREFIX/lib/libcublas.so.13" ]; then
+    echo "== installing the CUDA $CUDA_VERSION wheels into $VENV"
+    "$VENV/bin/pip" install -q \
+        "nvidia-cuda-nvcc==$CUDA_VERSION.*" "nvidia-cuda-runtime==$CUDA_VERSION.*" \
+        "nvidia-cuda-crt==$CUDA_VERSION.*" "nvidia-cuda-nvrtc==$CUDA_VERSION.*" \
+        nvidia-cuda-cccl nvidia-cublas nvidia-curand
+fi
+
+# Unversioned names for the linker, beside the wheels' libraries.
+for lib in cudart cublas cublasLt nvrtc curand; do
+    real=$(cd "$PREFIX/lib" && ls "lib$lib.so."* | sort | head -n1)
+    ln -sf "$real" "$PREFIX/lib/lib$lib.so"
+done
+
+# The driver stub: every cu* function cudarc's driver bindings declare, as an empty function.
+STUBS="$PREFIX/lib/stubs"
+if [ ! -e "$STUBS/libcuda.so" ]; then
+    mkdir -p "$STUBS"
+    cargo fetch --locked >/dev/null
+    version=$(grep -A1 '^name = "cudarc"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+    crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"cudarc-$version.crate" | head -n1)
+    tar -xzOf "$crate" "cudarc-$version/src/driver/sys/mod.rs" | grep -oE '^ +fn cu[A-Za-z0-9_]+\(' \
+        | sed -E 's/^ +fn (cu[A-Za-z0-9_]+)\(/void \1(void) {}/' | sort -u >"$STUBS/libcuda_stub.c"
+    cc -shared -fPIC -o "$STUBS/libcuda.so" -Wl,-soname,libcuda.so.1 "$STUBS/libcuda_stub.c"
+    ln -sf libcuda.so "$STUBS/libcuda.so.1"
+fi
+
+export CUDA_HOME="$PREFIX" PATH="$PREFIX/bin:$PATH"
+export LIBRARY_PATH="$PREFIX/lib:$STUBS${LIBRARY_PATH:+:$LIBRARY_PATH}"
+echo "== $(nvcc --version | tail -n1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP"
+
+start=$SECONDS
+cargo build --locked --features cuda --bin instructor
+echo "== cargo build --features cuda --bin instructor: $((SECONDS - start)) s"
+start=$SECONDS
+cargo test --locked --features cuda --no-run
+echo "== cargo test --features cuda --no-run: $((SECONDS - start)) s"
