@@ -3,13 +3,15 @@
 # CUDA toolkit, from NVIDIA's PyPI wheels. Not part of CI (scripts/test.sh): it downloads ~1.2 GB
 # and compiles candle's CUDA kernels with nvcc (long on 2 cores; see the README's CUDA section).
 #
-#   scripts/check-cuda.sh                # cargo build --features cuda --bin instructor, and the tests
+#   scripts/check-cuda.sh            # cargo build --features cuda --bin instructor, and the tests
+#   scripts/check-cuda.sh --bundle   # also .gpu/bin/ for scripts/gpu-check.sh on a GPU machine
 #   CUDA_VENV=/opt/venvs/cuda13 CUDA_COMPUTE_CAP=90 CARGO_TARGET_DIR=/work/target-cuda scripts/check-cuda.sh
 #
 # What it needs and why:
 # - nvcc: only the CUDA 13 wheels (`nvidia-cuda-nvcc`) ship the nvcc driver (the cu12 wheels hold
 #   just ptxas). They share one prefix, site-packages/nvidia/cu13 (bin/, include/, lib/), which is
-#   CUDA_HOME here. cudarc 0.19 knows CUDA up to 13.4, so the toolkit is pinned to 13.4.
+#   CUDA_HOME here. The toolkit is pinned to 13.0, the CUDA of the H200 machines' driver (580):
+#   candle embeds its kernels as PTX, and a driver rejects PTX from a newer nvcc than its own.
 # - CUDA_COMPUTE_CAP: candle-kernels asks nvidia-smi otherwise (90: H100/H200; 80: A100).
 # - Linking: candle turns on cudarc's `dynamic-linking`, so the binary links libcuda, libnvrtc,
 #   libcublas(Lt), libcurand and libcudart by their unversioned names. The wheels hold only the
@@ -22,19 +24,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${CUDA_VENV:-/opt/venvs/cuda13}
-CUDA_VERSION=13.4
+CUDA_VERSION=13.0
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 
 if [ ! -x "$VENV/bin/pip" ]; then
     python3 -m venv "$VENV"
 fi
 PREFIX=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13
-if [ ! -x "$PREFIX/bin/nvcc" ] || [ ! -e "$PREFIX/lib/libcublas.so.13" ]; then
+if ! "$PREFIX/bin/nvcc" --version 2>/dev/null | grep -q "release $CUDA_VERSION," \
+    || [ ! -e "$PREFIX/lib/libcublas.so.13" ]; then
     echo "== installing the CUDA $CUDA_VERSION wheels into $VENV"
     "$VENV/bin/pip" install -q \
         "nvidia-cuda-nvcc==$CUDA_VERSION.*" "nvidia-cuda-runtime==$CUDA_VERSION.*" \
         "nvidia-cuda-crt==$CUDA_VERSION.*" "nvidia-cuda-nvrtc==$CUDA_VERSION.*" \
-        nvidia-cuda-cccl nvidia-cublas nvidia-curand
+        "nvidia-nvvm==$CUDA_VERSION.*" "nvidia-cuda-cccl==$CUDA_VERSION.*" nvidia-cublas nvidia-curand
 fi
 
 # Unversioned names for the linker, beside the wheels' libraries.
@@ -66,3 +69,15 @@ echo "== cargo build --features cuda --bin instructor: $((SECONDS - start)) s"
 start=$SECONDS
 cargo test --locked --features cuda --no-run
 echo "== cargo test --features cuda --no-run: $((SECONDS - start)) s"
+
+if [ "${1:-}" = "--bundle" ]; then
+    # What scripts/gpu-check.sh runs on a GPU machine, which has no Rust toolchain and no
+    # network: the CLI and the random-model writer, stripped (git ignores .gpu/).
+    cargo build --locked --features cuda --example random_model
+    target=${CARGO_TARGET_DIR:-target}/debug
+    mkdir -p .gpu/bin
+    strip -o .gpu/bin/instructor "$target/instructor"
+    strip -o .gpu/bin/random_model "$target/examples/random_model"
+    pwd >.gpu/manifest_dir # random_model reads the fixture tokenizer from here
+    ls -l .gpu/bin
+fi
