@@ -4,7 +4,7 @@
 # and compiles candle's CUDA kernels with nvcc (long on 2 cores; see the README's CUDA section).
 #
 #   scripts/check-cuda.sh            # cargo build --features cuda --bin instructor, and the tests
-#   scripts/check-cuda.sh --bundle   # also .gpu/bin/ for scripts/gpu-check.sh on a GPU machine
+#   scripts/check-cuda.sh --bundle   # also .gpu/ for scripts/gpu-check.sh on a GPU machine
 #   CUDA_VENV=/opt/venvs/cuda13 CUDA_COMPUTE_CAP=90 CARGO_TARGET_DIR=/work/target-cuda scripts/check-cuda.sh
 #
 # What it needs and why:
@@ -60,6 +60,8 @@ if [ ! -e "$STUBS/libcuda.so" ]; then
 fi
 
 export CUDA_HOME="$PREFIX" PATH="$PREFIX/bin:$PATH"
+# No debug info: with it, candle's CUDA build and the test binaries fill gigabytes of target/.
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
 export LIBRARY_PATH="$PREFIX/lib:$STUBS${LIBRARY_PATH:+:$LIBRARY_PATH}"
 echo "== $(nvcc --version | tail -n1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP"
 
@@ -72,12 +74,15 @@ echo "== cargo test --features cuda --no-run: $((SECONDS - start)) s"
 
 if [ "${1:-}" = "--bundle" ]; then
     # What scripts/gpu-check.sh runs on a GPU machine, which has no Rust toolchain and no
-    # network: the CLI and the random-model writer, stripped (git ignores .gpu/).
+    # network: the CLI and the random-model writer, stripped and gzipped (the device tool carries
+    # 64 MiB; the embedded PTX compresses ~4x). git ignores .gpu/.
     cargo build --locked --features cuda --example random_model
     target=${CARGO_TARGET_DIR:-target}/debug
-    mkdir -p .gpu/bin
-    strip -o .gpu/bin/instructor "$target/instructor"
-    strip -o .gpu/bin/random_model "$target/examples/random_model"
+    rm -rf .gpu && mkdir -p .gpu
+    for bin in instructor examples/random_model; do
+        strip -o ".gpu/$(basename $bin)" "$target/$bin"
+        gzip -9 ".gpu/$(basename $bin)"
+    done
     pwd >.gpu/manifest_dir # random_model reads the fixture tokenizer from here
-    ls -l .gpu/bin
+    ls -l .gpu
 fi

@@ -11,11 +11,15 @@
 #      instructor-base-shape model and MEDI records made from benches/pairs.jsonl; tokens/s;
 #   3. the wgpu benchmark (`cargo bench --features wgpu --bench wgpu`) when its binary was carried.
 #
-# Binaries: with cargo on the machine, built here (`--features cuda`, CUDA_COMPUTE_CAP=90);
-# otherwise carried in .gpu/bin (made by `scripts/check-cuda.sh --bundle` on a Linux x86-64
-# machine with CUDA 13.0's nvcc: a driver refuses PTX from a newer nvcc than its own):
+# Binaries: carried, gzipped, in .gpu/ (made by `scripts/check-cuda.sh --bundle` on a Linux x86-64
+# machine with CUDA 13.0's nvcc: a driver refuses PTX from a newer nvcc than its own); without
+# them, built there with cargo (`--features cuda`, CUDA_COMPUTE_CAP=90) if it has cargo:
 #
 #   run(command="scripts/gpu-check.sh", carry=[".gpu"], timeout_s=540)
+#
+# The wgpu benchmark's binary (`cargo bench --features wgpu --bench wgpu --no-run`, its path as
+# cargo prints it) can be carried as .gpu/wgpu-bench.gz; it needs the Vulkan loader there (see
+# the device tool's README on carrying libvulkan1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -24,21 +28,26 @@ exec > >(tee "$OUT/gpu-check.log") 2>&1
 say() { echo "== $*"; }
 failed=0
 
-if command -v cargo >/dev/null; then
+if [ -e .gpu/instructor.gz ]; then
+    BIN=$(mktemp -d)
+    for bin in instructor random_model; do
+        gunzip -c ".gpu/$bin.gz" >"$BIN/$bin" && chmod +x "$BIN/$bin"
+    done
+    RANDOM_MODEL=$BIN/random_model
+    # random_model reads the fixture tokenizer at the path it was built in.
+    built_in=$(cat .gpu/manifest_dir)
+    if [ ! -e "$built_in" ]; then
+        mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
+    fi
+elif command -v cargo >/dev/null; then
     say "building with cargo (--features cuda)"
     export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
     cargo build --release --locked --features cuda --bin instructor --example random_model || exit 1
     BIN=target/release
     RANDOM_MODEL=$BIN/examples/random_model
 else
-    BIN=.gpu/bin
-    RANDOM_MODEL=$BIN/random_model
-    [ -x "$BIN/instructor" ] || { say "no cargo and no $BIN/instructor: run scripts/check-cuda.sh --bundle first"; exit 1; }
-    # random_model reads the fixture tokenizer at the path it was built in.
-    built_in=$(cat .gpu/manifest_dir)
-    if [ ! -e "$built_in" ]; then
-        mkdir -p "$(dirname "$built_in")" && ln -s "$PWD" "$built_in"
-    fi
+    say "no .gpu/instructor.gz and no cargo: run scripts/check-cuda.sh --bundle first"
+    exit 1
 fi
 
 # The CUDA libraries the binary links (cuBLAS, cuRAND, NVRTC, the runtime): the CUDA 13 wheels
@@ -109,11 +118,12 @@ print(f"train {sys.argv[2]}: {len(log)} steps in {sys.argv[3]} s, loss {log[0]['
 EOF
 done
 
-if [ -x "$BIN/wgpu-bench" ]; then
+if [ -e .gpu/wgpu-bench.gz ]; then
     say "3. wgpu benchmark (Vulkan)"
+    gunzip -c .gpu/wgpu-bench.gz >"$BIN/wgpu-bench" && chmod +x "$BIN/wgpu-bench"
     SHAPE=base PAIRS=64 timeout 120 "$BIN/wgpu-bench" --bench || failed=1
 else
-    say "3. wgpu benchmark: skipped (no $BIN/wgpu-bench carried)"
+    say "3. wgpu benchmark: skipped (no .gpu/wgpu-bench.gz carried)"
 fi
 
 say "done: $([ $failed = 0 ] && echo all passed || echo FAILURES above)"
