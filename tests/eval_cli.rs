@@ -609,13 +609,7 @@ fn paper_clustering_drops_the_instruction_of_inputs_over_256_tokens() {
     let count = |t: &str| model.token_counts(&[Input::new(&instruction, t)]).unwrap()[0];
     let (word, c10) = ["a", "the", "x", "1", "word"]
         .into_iter()
-        .map(|w| {
-            (
-                w,
-                count(&vec![w; 10].join(" ")),
-                count(&vec![w; 11].join(" ")),
-            )
-        })
+        .map(|w| (w, count(&[w; 10].join(" ")), count(&[w; 11].join(" "))))
         .find(|(_, c10, c11)| c11 - c10 == 1)
         .map(|(w, c10, _)| (w, c10))
         .expect("a one-token word");

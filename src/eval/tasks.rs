@@ -67,7 +67,7 @@ pub fn infer_model_table(model: &str) -> Option<&'static str> {
     MODEL_TABLES.iter().find_map(|(short, full)| {
         let name = format!("instructor-{short}");
         let cached = format!("models--hkunlp--instructor-{short}");
-        let hit = parts.last() == Some(&name) || parts.iter().any(|p| *p == cached);
+        let hit = parts.last() == Some(&name) || parts.contains(&cached);
         hit.then_some(*full)
     })
 }
