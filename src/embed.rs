@@ -212,6 +212,12 @@ impl Instructor {
             .encode(inputs, max_seq_length.unwrap_or(self.config.max_seq_length))
     }
 
+    /// Each input's token count, `</s>` included and not truncated to `max_seq_length`.
+    pub fn token_counts(&self, inputs: &[Input]) -> Result<Vec<usize>> {
+        let tokens = self.tokenizer.encode(inputs, usize::MAX)?;
+        Ok(tokens.iter().map(|t| t.ids.len()).collect())
+    }
+
     /// Embeds inputs: encoder, instruction-masked mean pooling, then the head layers.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn encode(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Embeddings> {

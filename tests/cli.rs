@@ -165,3 +165,22 @@ fn unsupported_output_extension_is_refused_before_work() {
     );
     assert!(stderr(&o).contains("missing.jsonl"), "{}", stderr(&o));
 }
+
+/// `--device cuda` in a build without the `cuda` feature says which build flag is missing,
+/// before any work.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn device_cuda_without_the_feature_names_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"text\": \"hello\"}\n").unwrap();
+    let out = dir.path().join("out.npy");
+    let o = embed("tiny-relu-bin", &input, &out, &["--device", "cuda"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("built without CUDA support") && stderr(&o).contains("--features cuda"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}

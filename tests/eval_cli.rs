@@ -1,14 +1,17 @@
 //! `instructor eval` end to end on the tiny fixture model and tiny committed datasets: result
 //! files in mteb 2.x's layout whose numbers equal the metrics recomputed from the embeddings,
-//! a rerun served from the embedding cache, and datasets fetched from the mock hub.
+//! a rerun served from the embedding cache, datasets fetched from the mock hub, parquet copies
+//! (written by pyarrow: make_eval_refs.py parquet) scoring as the jsonl ones, and the paper's
+//! clustering inputs.
 
 mod common;
 #[path = "support/mock_hub.rs"]
 mod mock_hub;
 
+use instructor::eval::data::TaskData;
 use instructor::eval::metrics::{correlation, ranking, similarity::cosine};
-use instructor::eval::TaskTable;
-use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
+use instructor::eval::{Embedder, EvalError, Protocol, TaskTable, TaskType};
+use instructor::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +22,7 @@ const MODEL: &str = concat!(
     "/tests/fixtures/models/tiny-relu-bin"
 );
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/data");
+const PARQUET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/parquet");
 
 /// Runs `instructor eval` on the fixture model with `args`, writing into `out`; `env` is set
 /// for the child only (the tests run in parallel threads).
@@ -41,6 +45,17 @@ fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stderr).unwrap()
+}
+
+/// Runs `instructor eval` on the fixture model expecting it to fail; returns its stderr.
+fn eval_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_instructor"))
+        .args(["eval", "--model", MODEL, "--quiet"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "instructor eval {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn eval(out: &Path, task: &str, kind: &str) {
@@ -322,16 +337,17 @@ fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
 #[test]
 fn a_task_with_no_folder_and_no_dataset_names_the_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args(["eval", "--model", MODEL, "--quiet", "--tasks", "Nowhere"])
-        .args(["--task-type", "sts", "--data"])
-        .arg(tmp.path())
-        .arg("--output")
-        .arg(tmp.path().join("out"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = tmp.path().join("out");
+    let err = eval_fails(&[
+        "--tasks",
+        "Nowhere",
+        "--task-type",
+        "sts",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(
         err.contains(&tmp.path().join("Nowhere").display().to_string())
             && err.contains("names no hub dataset"),
@@ -429,4 +445,210 @@ fn billboard_reads_the_repository_layout() {
     let s = split_scores(out.path(), "TinyBillboard");
     same(&s["main_score"], want);
     same(&s["pearson"], want);
+}
+
+fn without_time(mut s: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    s.remove("evaluation_time");
+    s
+}
+
+/// Parquet as the hub's dataset repos hold it scores exactly as the jsonl copies: snappy, zstd
+/// and gzip; one file and two shards; mteb 2.x's retrieval configs (`id` columns, qrels as a
+/// table); a pair-classification split as one row of list columns.
+#[test]
+fn parquet_tables_score_as_their_jsonl_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let run = |data: &str, task: &str, kind: &str, out: &Path| {
+        let args = ["--data", data, "--tasks", task, "--task-type", kind];
+        eval_with(
+            out,
+            &[&args[..], &["--cache", cache.to_str().unwrap()]].concat(),
+            &[],
+        );
+        without_time(split_scores(out, task))
+    };
+    for (parquet, jsonl, kind) in [
+        ("TinySTS", "TinySTS", "sts"),
+        ("TinySTSShards", "TinySTS", "sts"),
+        ("TinyPairs", "TinyPairs", "pair_classification"),
+        ("TinyRetrieval", "TinyRetrieval", "retrieval"),
+    ] {
+        let (a, b) = (tmp.path().join("parquet"), tmp.path().join("jsonl"));
+        let want = run(DATA, jsonl, kind, &b);
+        assert!(want["main_score"].as_f64().unwrap().is_finite());
+        assert_eq!(run(PARQUET, parquet, kind, &a), want, "{parquet}");
+    }
+}
+
+/// A parquet file without a column the task needs, or in a codec this build lacks: the error
+/// names the file, and the row and column (or the codec).
+#[test]
+fn parquet_errors_name_the_file_row_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for (task, wants) in [
+        (
+            "MissingScore",
+            ["test-00000-of-00001.parquet: row 1", "`score`"],
+        ),
+        ("Brotli", ["test-00000-of-00001.parquet: row 1", "brotli"]),
+    ] {
+        let err = eval_fails(&[
+            "--data",
+            PARQUET,
+            "--tasks",
+            task,
+            "--task-type",
+            "sts",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        let file = format!("{PARQUET}/{task}/data/{}", wants[0]);
+        assert!(err.contains(&file) && err.contains(wants[1]), "{err}");
+    }
+}
+
+/// A hub dataset repo holding parquet (the names `datasets` and mteb 2.x give the files) is
+/// fetched file by file as jsonl ones are, and scores as the jsonl copies read locally.
+#[test]
+fn parquet_datasets_come_from_the_hub() {
+    let hub = mock_hub::MockHub::start(0).unwrap();
+    hub.add_folders("datasets/pq", Path::new(PARQUET)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
+    std::fs::create_dir(&empty).unwrap();
+    let table = tmp.path().join("tasks.json");
+    let entry = |kind: &str, repo: &str| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
+    std::fs::write(
+        &table,
+        serde_json::json!({"tasks": {
+            "HubSTS": entry("sts", "pq/TinySTS"),
+            "HubRetrieval": entry("retrieval", "pq/TinyRetrieval"),
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let online = tmp.path().join("online");
+    let args = [
+        "--data",
+        empty.to_str().unwrap(),
+        "--instructions",
+        table.to_str().unwrap(),
+        "--tasks",
+        "HubSTS,HubRetrieval",
+    ];
+    let env = [
+        ("HF_ENDPOINT", hub.url()),
+        ("HF_HUB_CACHE", cache.to_str().unwrap().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    eval_with(&online, &args, &env);
+    for (repo, files) in [
+        ("TinySTS", &["data/test-00000-of-00001.parquet"][..]),
+        (
+            "TinyRetrieval",
+            &[
+                "corpus/test-00000-of-00001.parquet",
+                "queries/test-00000-of-00001.parquet",
+                "qrels/test-00000-of-00001.parquet",
+            ][..],
+        ),
+    ] {
+        let commit = hub.commit(&format!("datasets/pq/{repo}"));
+        let snap = cache
+            .join(format!("datasets--pq--{repo}"))
+            .join("snapshots")
+            .join(commit);
+        for f in files {
+            assert!(snap.join(f).is_file(), "{repo}: {f} not fetched");
+        }
+    }
+    let local = tmp.path().join("local");
+    eval(&local, "TinySTS", "sts");
+    eval(&local, "TinyRetrieval", "retrieval");
+    assert_eq!(
+        without_time(split_scores(&online, "HubSTS")),
+        without_time(split_scores(&local, "TinySTS"))
+    );
+    assert_eq!(
+        without_time(split_scores(&online, "HubRetrieval")),
+        without_time(split_scores(&local, "TinyRetrieval"))
+    );
+}
+
+/// Embeds with the fixture model and records every input it was asked for.
+struct Recorder {
+    model: Instructor,
+    seen: Vec<Input>,
+}
+
+impl Embedder for Recorder {
+    fn embed(&mut self, inputs: &[Input], _stage: &str) -> Result<Embeddings, EvalError> {
+        self.seen.extend_from_slice(inputs);
+        Ok(self.model.encode(inputs, &EncodeOptions::default())?)
+    }
+
+    fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError> {
+        Ok(self.model.token_counts(inputs)?)
+    }
+}
+
+/// `--protocol paper` clusters as the INSTRUCTOR repository's mteb fork does: a sentence whose
+/// `instruction + sentence` is over 256 tokens is embedded without the instruction (exactly 256
+/// keeps it); mteb 2.x keeps every instruction.
+#[test]
+fn paper_clustering_drops_the_instruction_of_inputs_over_256_tokens() {
+    let model = Instructor::load(MODEL, &LoadOptions::default()).unwrap();
+    let spec = TaskTable::builtin()
+        .spec("TinyClustering", TaskType::parse("clustering"))
+        .unwrap();
+    let instruction = spec.query_instruction.clone();
+    // A word that adds one token per repetition (the fixture's tokenizer is small); solve for
+    // 256 and 257 tokens.
+    let count = |t: &str| model.token_counts(&[Input::new(&instruction, t)]).unwrap()[0];
+    let (word, c10) = ["a", "the", "x", "1", "word"]
+        .into_iter()
+        .map(|w| (w, count(&[w; 10].join(" ")), count(&[w; 11].join(" "))))
+        .find(|(_, c10, c11)| c11 - c10 == 1)
+        .map(|(w, c10, _)| (w, c10))
+        .expect("a one-token word");
+    let at = |tokens: usize| vec![word; 10 + tokens - c10].join(" ");
+    let (fits, over) = (at(256), at(257));
+    assert_eq!((count(&fits), count(&over)), (256, 257));
+    let short = [
+        "A cat sleeps.",
+        "A dog barks.",
+        "Stocks fell.",
+        "Bonds rose.",
+    ];
+    let mut set: Vec<(String, String)> = short
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), (i / 2).to_string()))
+        .collect();
+    set.push((fits.clone(), "0".into()));
+    set.push((over.clone(), "1".into()));
+    let data = TaskData::Clustering { sets: vec![set] };
+    for protocol in [Protocol::Paper, Protocol::Mteb] {
+        let mut rec = Recorder {
+            model: Instructor::load(MODEL, &LoadOptions::default()).unwrap(),
+            seen: vec![],
+        };
+        instructor::eval::run_task(&spec, &data, &mut rec, protocol).unwrap();
+        let instruction_of = |text: &str| {
+            let found: Vec<&Input> = rec.seen.iter().filter(|i| i.text == text).collect();
+            assert_eq!(found.len(), 1, "{text:.20} embedded once");
+            found[0].instruction.clone()
+        };
+        for t in short.iter().map(|s| s.to_string()).chain([fits.clone()]) {
+            assert_eq!(instruction_of(&t), instruction, "{protocol:?}");
+        }
+        let dropped = if protocol == Protocol::Paper {
+            ""
+        } else {
+            &instruction
+        };
+        assert_eq!(instruction_of(&over), dropped, "{protocol:?}");
+    }
 }

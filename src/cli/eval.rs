@@ -24,7 +24,8 @@ pub struct EvalArgs {
     /// Task names or types (sts, retrieval, ...), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub tasks: Vec<String>,
-    /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, BEIR for retrieval).
+    /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, `.jsonl.gz` or the hub's
+    /// parquet files; BEIR or mteb 2.x parquet configs for retrieval).
     /// A task not there is fetched from its hub dataset (the task table's `dataset`) into the
     /// Hugging Face cache (HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE apply).
     #[arg(long, default_value = "data")]
@@ -320,5 +321,9 @@ impl Embedder for CachedEmbedder<'_> {
             bar.finish_and_clear();
             Ok(out)
         })
+    }
+
+    fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError> {
+        Ok(self.model.token_counts(inputs)?)
     }
 }

@@ -66,7 +66,13 @@ impl ModelArgs {
     pub fn device(&self) -> Result<candle_core::Device> {
         Ok(match self.device.as_str() {
             "cpu" => candle_core::Device::Cpu,
-            "cuda" => candle_core::Device::new_cuda(0).context("--device cuda")?,
+            // candle's own message names candle, not the build flag that is missing.
+            "cuda" if !cfg!(feature = "cuda") => anyhow::bail!(
+                "--device cuda: this binary was built without CUDA support (build it with \
+                 `--features cuda`; see the README's CUDA section)"
+            ),
+            "cuda" => candle_core::Device::new_cuda(0)
+                .context("--device cuda: cannot use CUDA device 0 (no NVIDIA GPU, or no driver)")?,
             "wgpu" | "auto" => anyhow::bail!(
                 "--device {}: this command runs on candle (cpu or cuda)",
                 self.device

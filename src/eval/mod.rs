@@ -77,13 +77,17 @@ pub enum Protocol {
     #[default]
     Mteb,
     /// The INSTRUCTOR paper's fork: pair classification `cos_sim` AP (ties split by input order),
-    /// reranking sklearn AP per query averaged (`map`), k-means `n_init` 3.
+    /// reranking sklearn AP per query averaged (`map`), k-means `n_init` 3, and clustering embeds
+    /// a sentence without its instruction when the two together exceed 256 tokens.
     Paper,
 }
 
 /// Embeds inputs for a task; `stage` names what is embedded (for progress and caching).
 pub trait Embedder {
     fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError>;
+    /// Each input's token count as the model tokenizes it (`</s>` included, not truncated): the
+    /// paper's clustering drops the instruction of inputs over a length ([`Protocol::Paper`]).
+    fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError>;
 }
 
 /// Any error of an evaluation: data, embedding, or the caller's own (cache I/O, ...).

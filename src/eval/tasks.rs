@@ -67,7 +67,7 @@ pub fn infer_model_table(model: &str) -> Option<&'static str> {
     MODEL_TABLES.iter().find_map(|(short, full)| {
         let name = format!("instructor-{short}");
         let cached = format!("models--hkunlp--instructor-{short}");
-        let hit = parts.last() == Some(&name) || parts.iter().any(|p| *p == cached);
+        let hit = parts.last() == Some(&name) || parts.contains(&cached);
         hit.then_some(*full)
     })
 }
@@ -317,7 +317,11 @@ pub fn run_task(
                     continue;
                 }
                 let texts: Vec<&String> = set.iter().map(|(t, _)| t).collect();
-                let e = embedder.embed(&q(&texts), &format!("set {}/{}", i + 1, sets.len()))?;
+                let mut inputs = q(&texts);
+                if protocol == Protocol::Paper {
+                    drop_long_instructions(&mut inputs, embedder)?;
+                }
+                let e = embedder.embed(&inputs, &format!("set {}/{}", i + 1, sets.len()))?;
                 let n_init = if protocol == Protocol::Paper { 3 } else { 1 };
                 let assign = clustering::mini_batch_kmeans(
                     &rows(&e).collect::<Vec<_>>(),
@@ -467,6 +471,27 @@ pub fn run_task(
         main_score,
         scores: m,
     })
+}
+
+/// The paper's mteb fork (its `ClusteringEvaluator`) tokenizes `instruction + sentence` with the
+/// model's tokenizer and embeds the sentence with no instruction when that is over this many
+/// tokens; mteb 2.x has no such rule.
+pub const PAPER_CLUSTERING_MAX_TOKENS: usize = 256;
+
+/// Empties the instruction of every input longer than [`PAPER_CLUSTERING_MAX_TOKENS`]. (The fork
+/// counts the raw concatenation; the count here is of the stripped one the model encodes, which
+/// differs only when the text has leading or trailing whitespace.)
+fn drop_long_instructions(
+    inputs: &mut [Input],
+    embedder: &mut dyn Embedder,
+) -> Result<(), EvalError> {
+    let counts = embedder.token_counts(inputs)?;
+    for (input, n) in inputs.iter_mut().zip(counts) {
+        if n > PAPER_CLUSTERING_MAX_TOKENS {
+            input.instruction.clear();
+        }
+    }
+    Ok(())
 }
 
 fn num(v: f64) -> Value {
