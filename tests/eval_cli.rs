@@ -226,6 +226,23 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
         .contains("| Retrieval | 1 |"));
 }
 
+/// A task table (given with `--instructions`) naming `HubSTS` and `HubRetrieval` in the hub dataset repos
+/// `{owner}/TinySTS` and `{owner}/TinyRetrieval`.
+fn hub_task_table(dir: &Path, owner: &str) -> std::path::PathBuf {
+    let table = dir.join("tasks.json");
+    let entry = |kind: &str, repo: String| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
+    std::fs::write(
+        &table,
+        serde_json::json!({"tasks": {
+            "HubSTS": entry("sts", format!("{owner}/TinySTS")),
+            "HubRetrieval": entry("retrieval", format!("{owner}/TinyRetrieval")),
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    table
+}
+
 /// A task whose folder is not under `--data` is fetched from its hub dataset (named in the task
 /// table) into the Hugging Face cache, scores as the same data read locally, and reruns offline
 /// from the cache once the hub is gone.
@@ -237,17 +254,7 @@ fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
     std::fs::create_dir(&empty).unwrap();
-    let table = tmp.path().join("tasks.json");
-    let entry = |kind: &str, repo: &str| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
-    std::fs::write(
-        &table,
-        serde_json::json!({"tasks": {
-            "HubSTS": entry("sts", "fixtures/TinySTS"),
-            "HubRetrieval": entry("retrieval", "fixtures/TinyRetrieval"),
-        }})
-        .to_string(),
-    )
-    .unwrap();
+    let table = hub_task_table(tmp.path(), "fixtures");
     let args = [
         "--data",
         empty.to_str().unwrap(),
@@ -518,17 +525,7 @@ fn parquet_datasets_come_from_the_hub() {
     let tmp = tempfile::tempdir().unwrap();
     let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
     std::fs::create_dir(&empty).unwrap();
-    let table = tmp.path().join("tasks.json");
-    let entry = |kind: &str, repo: &str| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
-    std::fs::write(
-        &table,
-        serde_json::json!({"tasks": {
-            "HubSTS": entry("sts", "pq/TinySTS"),
-            "HubRetrieval": entry("retrieval", "pq/TinyRetrieval"),
-        }})
-        .to_string(),
-    )
-    .unwrap();
+    let table = hub_task_table(tmp.path(), "pq");
     let online = tmp.path().join("online");
     let args = [
         "--data",
