@@ -214,7 +214,7 @@ impl Instructor {
 
     /// Each input's token count, `</s>` included and not truncated to `max_seq_length`.
     pub fn token_counts(&self, inputs: &[Input]) -> Result<Vec<usize>> {
-        let tokens = self.tokenizer.encode(inputs, usize::MAX)?;
+        let tokens = self.tokenize(inputs, Some(usize::MAX))?;
         Ok(tokens.iter().map(|t| t.ids.len()).collect())
     }
 

@@ -108,6 +108,13 @@ fn jsonl(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The string field `key` of every row.
+fn column(rows: &[Value], key: &str) -> Vec<String> {
+    rows.iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn sts_and_retrieval_results_equal_recomputed_metrics() {
     let out = tempfile::tempdir().unwrap();
@@ -121,11 +128,7 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
         .spec("TinySTS", instructor::eval::TaskType::parse("sts"))
         .unwrap();
     let rows = jsonl(&format!("{DATA}/TinySTS/test.jsonl"));
-    let col = |k: &str| {
-        rows.iter()
-            .map(|r| r[k].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    let col = |k: &str| column(&rows, k);
     let (a, b) = (
         embed(&model, &spec.query_instruction, &col("sentence1")),
         embed(&model, &spec.query_instruction, &col("sentence2")),
@@ -144,10 +147,7 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
         )
         .unwrap();
     let corpus = jsonl(&format!("{DATA}/TinyRetrieval/corpus.jsonl"));
-    let doc_ids: Vec<String> = corpus
-        .iter()
-        .map(|d| d["_id"].as_str().unwrap().into())
-        .collect();
+    let doc_ids = column(&corpus, "_id");
     let doc_texts: Vec<String> = corpus
         .iter()
         .map(|d| {
@@ -435,10 +435,7 @@ fn billboard_reads_the_repository_layout() {
         })
         .collect();
     let rows = jsonl(&format!("{dir}/TinyBillboard_THumB-1.0.jsonl"));
-    let hyps: Vec<String> = rows
-        .iter()
-        .map(|r| r["hyp"].as_str().unwrap().to_string())
-        .collect();
+    let hyps = column(&rows, "hyp");
     let human: Vec<f64> = rows
         .iter()
         .map(|r| r["human_score"].as_f64().unwrap())

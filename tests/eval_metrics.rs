@@ -49,6 +49,11 @@ fn ints(v: &Value) -> Vec<usize> {
         .collect()
 }
 
+/// A list of index lists (the references' selections).
+fn int_lists(v: &Value) -> Vec<Vec<usize>> {
+    v.as_array().unwrap().iter().map(ints).collect()
+}
+
 fn close(what: &str, got: f64, want: f64, tol: f64) {
     assert!(
         (got - want).abs() <= tol,
@@ -361,12 +366,7 @@ fn undersampling_reproduces_numpy_random_state() {
     let c = &r["classification"];
     let labels = ints(&c["train_labels"]);
     let got = classification::undersample(&labels, 8, 10, 42);
-    let want: Vec<Vec<usize>> = c["selections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ints)
-        .collect();
+    let want = int_lists(&c["selections"]);
     assert_eq!(got, want);
 }
 
@@ -519,12 +519,7 @@ fn prompt_retrieval_selects_the_repositorys_ids() {
             max_example_len: Some(p["max_example_len"].as_u64().unwrap() as usize),
         },
     );
-    let want: Vec<Vec<usize>> = p["selections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ints)
-        .collect();
+    let want = int_lists(&p["selections"]);
     assert_eq!(got, want);
     // The fixture exercises the skips: the test input itself (pool row 17 for test 2) and the
     // over-long example (row 3) are never chosen.
