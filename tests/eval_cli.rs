@@ -24,21 +24,23 @@ const MODEL: &str = concat!(
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/data");
 const PARQUET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval/parquet");
 
-/// Runs `instructor eval` on the fixture model with `args`, writing into `out`; `env` is set
-/// for the child only (the tests run in parallel threads).
-/// Returns what it wrote to stderr.
-fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+/// `instructor eval` on the fixture model with `args`; `env` is set for the child only (the
+/// tests run in parallel threads), and no `HF_TOKEN` or `HF_HUB_OFFLINE` leaks in from outside.
+fn run_eval(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_instructor"));
     cmd.args(["eval", "--model", MODEL, "--quiet"])
         .args(args)
-        .arg("--output")
-        .arg(out)
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let output = cmd.output().unwrap();
+    cmd.output().unwrap()
+}
+
+/// Runs `instructor eval` with `args`, writing into `out`; returns what it wrote to stderr.
+fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = run_eval(&[args, &["--output", out.to_str().unwrap()]].concat(), env);
     assert!(
         output.status.success(),
         "instructor eval {args:?} failed:\n{}",
@@ -47,15 +49,15 @@ fn eval_with(out: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(output.stderr).unwrap()
 }
 
-/// Runs `instructor eval` on the fixture model expecting it to fail; returns its stderr.
-fn eval_fails(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args(["eval", "--model", MODEL, "--quiet"])
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `instructor eval` expecting it to fail; returns its stderr.
+fn eval_fails_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_eval(args, env);
     assert!(!out.status.success(), "instructor eval {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn eval_fails(args: &[&str]) -> String {
+    eval_fails_with(args, &[])
 }
 
 fn eval(out: &Path, task: &str, kind: &str) {
@@ -226,8 +228,8 @@ fn sts_and_retrieval_results_equal_recomputed_metrics() {
         .contains("| Retrieval | 1 |"));
 }
 
-/// A task table (given with `--instructions`) naming `HubSTS` and `HubRetrieval` in the hub dataset repos
-/// `{owner}/TinySTS` and `{owner}/TinyRetrieval`.
+/// A task table (given with `--instructions`) naming `HubSTS`, `HubRetrieval` and `HubSTSShards`
+/// in the hub dataset repos `{owner}/TinySTS`, `{owner}/TinyRetrieval` and `{owner}/TinySTSShards`.
 fn hub_task_table(dir: &Path, owner: &str) -> std::path::PathBuf {
     let table = dir.join("tasks.json");
     let entry = |kind: &str, repo: String| serde_json::json!({"type": kind, "dataset": {"repo": repo, "revision": "main"}});
@@ -236,6 +238,7 @@ fn hub_task_table(dir: &Path, owner: &str) -> std::path::PathBuf {
         serde_json::json!({"tasks": {
             "HubSTS": entry("sts", format!("{owner}/TinySTS")),
             "HubRetrieval": entry("retrieval", format!("{owner}/TinyRetrieval")),
+            "HubSTSShards": entry("sts", format!("{owner}/TinySTSShards")),
         }})
         .to_string(),
     )
@@ -569,6 +572,61 @@ fn parquet_datasets_come_from_the_hub() {
         without_time(split_scores(&online, "HubRetrieval")),
         without_time(split_scores(&local, "TinyRetrieval"))
     );
+}
+
+/// A split in several parquet shards on the hub: the shards are found by listing the folder
+/// (every page of the tree API), all fetched, and score as the jsonl copy. A shard lost from the
+/// cache is named offline and fetched again by the next online run.
+#[test]
+fn sharded_parquet_splits_are_listed_and_fetched_whole() {
+    let hub = mock_hub::MockHub::start(0).unwrap();
+    hub.add_folders("datasets/pq", Path::new(PARQUET)).unwrap();
+    // One entry a page: the two shards take two pages.
+    hub.set_faults(mock_hub::Faults {
+        tree_page_size: Some(1),
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
+    std::fs::create_dir(&empty).unwrap();
+    let table = hub_task_table(tmp.path(), "pq");
+    let args = [
+        "--data",
+        empty.to_str().unwrap(),
+        "--instructions",
+        table.to_str().unwrap(),
+        "--tasks",
+        "HubSTSShards",
+    ];
+    let (url, cache_str) = (hub.url(), cache.to_str().unwrap().to_string());
+    let online = [("HF_ENDPOINT", url.as_str()), ("HF_HUB_CACHE", &cache_str)];
+    let out = tmp.path().join("online");
+    eval_with(&out, &args, &online);
+
+    let snap = cache
+        .join("datasets--pq--TinySTSShards/snapshots")
+        .join(hub.commit("datasets/pq/TinySTSShards"));
+    let shards = ["test-00000-of-00002.parquet", "test-00001-of-00002.parquet"];
+    for f in shards {
+        assert!(snap.join("data").join(f).is_file(), "{f} not fetched");
+    }
+    let stats = hub.stats();
+    let pages = stats.to("/tree/");
+    assert!(pages.len() >= 2, "the listing was not paged: {pages:?}");
+    let local = tmp.path().join("local");
+    eval(&local, "TinySTS", "sts");
+    assert_eq!(
+        without_time(split_scores(&out, "HubSTSShards")),
+        without_time(split_scores(&local, "TinySTS"))
+    );
+
+    // The second shard gone from the snapshot: offline, the error names it; online, it comes back.
+    std::fs::remove_file(snap.join("data").join(shards[1])).unwrap();
+    let offline = [&online[..], &[("HF_HUB_OFFLINE", "1")]].concat();
+    let err = eval_fails_with(&args, &offline);
+    assert!(err.contains(shards[1]), "{err}");
+    eval_with(&tmp.path().join("again"), &args, &online);
+    assert!(snap.join("data").join(shards[1]).is_file());
 }
 
 /// Embeds with the fixture model and records every input it was asked for.

@@ -102,10 +102,10 @@ pub struct SummaryText {
 
 /// The files [`load`] reads for `kind` and `split`, relative to the task's folder, as groups of
 /// alternative names of which one must be there (`test.jsonl`, `test.jsonl.gz`, ...): what a
-/// caller fetches when the folder is not on disk. Parquet is asked for as one shard
-/// (`-00000-of-00001`), which is how the hub stores a split of MTEB's size.
+/// caller fetches when the folder is not on disk. A sharded parquet split is named by a glob
+/// (`data/test-*.parquet`), which the hub client expands to every shard.
 pub fn files(kind: TaskType, name: &str, split: &str) -> Vec<Vec<String>> {
-    let table = |t: Table| t.names(Some("00001"));
+    let table = |t: Table| t.names();
     match kind {
         TaskType::Billboard => billboard_files(name)
             .into_iter()
@@ -148,21 +148,15 @@ impl Table {
         }
     }
 
-    /// Its names in order of preference; shards as the first of `of` (`00001`) when given,
-    /// else as a pattern for messages.
-    fn names(&self, of: Option<&str>) -> Vec<String> {
+    /// Its names in order of preference, shards as a glob (`data/test-*.parquet`).
+    fn names(&self) -> Vec<String> {
         let s = &self.stem;
         let mut v = vec![
             format!("{s}.jsonl"),
             format!("{s}.jsonl.gz"),
             format!("{s}.parquet"),
         ];
-        let of = of.unwrap_or("*");
-        v.extend(
-            self.shards
-                .iter()
-                .map(|p| format!("{p}-00000-of-{of}.parquet")),
-        );
+        v.extend(self.shards.iter().map(|p| format!("{p}-*.parquet")));
         v
     }
 }
@@ -506,7 +500,7 @@ fn locate(dir: &Path, table: &Table) -> Result<Found> {
     }
     Err(DataError::Missing {
         dir: dir.to_path_buf(),
-        names: table.names(None),
+        names: table.names(),
     })
 }
 

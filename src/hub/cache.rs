@@ -127,10 +127,57 @@ pub(crate) fn folder_name(kind: RepoKind, repo: &str) -> String {
 pub(crate) struct Wanted<'a> {
     pub first: Vec<String>,
     pub rest: &'a dyn Fn(&Path) -> Result<Groups, HubError>,
+    /// Whether any group names a [`Glob`].
+    pub globs: bool,
 }
 
-/// Files as groups of alternative names, one of each group wanted.
+/// Files as groups of alternative names, one of each group wanted. A name may be a [`Glob`].
 pub(crate) type Groups = Vec<Vec<String>>;
+
+/// A name with `*` in its last part (`data/test-*.parquet`): every file of that folder that
+/// matches, as the shards of a split the `datasets` library writes
+/// (`test-00000-of-00003.parquet`, ...), whose number nobody can know before listing them.
+pub(crate) struct Glob<'a> {
+    folder: &'a str,
+    pattern: glob::Pattern,
+}
+
+impl<'a> Glob<'a> {
+    pub fn new(name: &'a str) -> Option<Self> {
+        let (folder, last) = name.rsplit_once('/').unwrap_or(("", name));
+        if !last.contains('*') || folder.contains('*') {
+            return None;
+        }
+        let pattern = glob::Pattern::new(&glob::Pattern::escape(last).replace("[*]", "*")).ok()?;
+        Some(Self { folder, pattern })
+    }
+
+    /// The folder to list, relative to the repo root (`""` for the root).
+    pub fn folder(&self) -> &'a str {
+        self.folder
+    }
+
+    /// The paths (from the repo root) of `listed` that are in the folder and match, sorted.
+    pub fn select(&self, listed: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut v: Vec<String> = listed
+            .into_iter()
+            .filter(|p| {
+                let (folder, last) = p.rsplit_once('/').unwrap_or(("", p));
+                folder == self.folder && self.pattern.matches(last)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether the local folder `root` holds a match.
+    fn present_in(&self, root: &Path) -> bool {
+        let entries = fs::read_dir(root.join(self.folder)).into_iter().flatten();
+        entries
+            .flatten()
+            .any(|e| e.path().is_file() && self.pattern.matches(&e.file_name().to_string_lossy()))
+    }
+}
 
 /// What `Instructor::load` reads: modules.json, then each module's files and one of its weights.
 pub(crate) fn model_rest(dir: &Path) -> Result<Groups, HubError> {
@@ -147,8 +194,11 @@ pub(crate) fn model_rest(dir: &Path) -> Result<Groups, HubError> {
 /// The first of `wanted`'s groups with no file in `dir` (its names joined with ` or `), or
 /// `None` when the folder holds all of them.
 pub(crate) fn first_missing(dir: &Path, wanted: &Wanted) -> Result<Option<String>, HubError> {
-    let missing =
-        |group: &[String]| !group.is_empty() && !group.iter().any(|f| dir.join(f).is_file());
+    let present = |f: &String| match Glob::new(f) {
+        Some(glob) => glob.present_in(dir),
+        None => dir.join(f).is_file(),
+    };
+    let missing = |group: &[String]| !group.is_empty() && !group.iter().any(present);
     if missing(&wanted.first) {
         return Ok(Some(wanted.first.join(" or ")));
     }

@@ -150,6 +150,57 @@ impl Http {
         Err(protocol(&url, "too many redirects"))
     }
 
+    /// The files directly in folder `t.file` of the repo at `t.revision` (paths from the repo
+    /// root), from the tree API `{endpoint}/api/{models|datasets}/{repo}/tree/{revision}/{folder}`,
+    /// following its `Link: <…>; rel="next"` pages as huggingface_hub's `list_repo_tree` does.
+    /// A folder the repo lacks is `FileNotFound`.
+    pub fn list(&self, opts: &HubOptions, t: &Target) -> Result<Vec<String>, HubError> {
+        let api_repo = match t.repo.strip_prefix("datasets/") {
+            Some(r) => format!("datasets/{r}"),
+            None => format!("models/{}", t.repo),
+        };
+        let mut url = format!(
+            "{}/api/{api_repo}/tree/{}/{}",
+            opts.endpoint,
+            encode(t.revision, false),
+            encode(t.file, true)
+        );
+        let mut files = vec![];
+        // Bounded: a hub that keeps sending the same `next` must not hold us forever.
+        for _ in 0..10_000 {
+            let mut resp = self.call(opts, false, &url, 0)?;
+            if resp.status().as_u16() >= 400 {
+                return Err(status_error(opts, t, &url, &resp));
+            }
+            let next = header(&resp, "link")
+                .and_then(next_link)
+                .map(|l| join(&url, l));
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| HubError::Network {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
+            let page: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| protocol(&url, format!("the tree listing is not JSON: {e}")))?;
+            let entries = page
+                .as_array()
+                .ok_or_else(|| protocol(&url, "the tree listing is not a JSON array"))?;
+            files.extend(
+                entries
+                    .iter()
+                    .filter(|e| e["type"] == "file")
+                    .filter_map(|e| e["path"].as_str().map(str::to_string)),
+            );
+            match next {
+                Some(n) => url = n,
+                None => return Ok(files),
+            }
+        }
+        Err(protocol(&url, "the tree listing never ends"))
+    }
+
     /// Downloads `meta` into `blob`: through `blob.incomplete` (resumed from its length),
     /// verified, then renamed. The caller holds the blob's lock.
     pub fn download(
@@ -424,6 +475,17 @@ fn status_error(opts: &HubOptions, t: &Target, url: &str, resp: &Response<Body>)
                 .unwrap_or_default(),
         },
     }
+}
+
+/// The `rel="next"` target of a `Link` header (RFC 8288): `<url>; rel="next", <url>; rel="prev"`.
+fn next_link(link: &str) -> Option<&str> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
+    })
 }
 
 /// `scheme://host[:port]` of a URL.

@@ -26,7 +26,7 @@ mod error;
 pub use cache::{list as list_cache, remove as remove_from_cache, CachedRepo};
 pub use error::{HubError, Mismatch, NotCached};
 
-use cache::{first_missing, model_rest, RepoCache, Wanted};
+use cache::{first_missing, model_rest, Glob, RepoCache, Wanted};
 use download::{FileMeta, Http};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -174,13 +174,17 @@ impl Hub {
         let wanted = Wanted {
             first: vec!["modules.json".into()],
             rest: &model_rest,
+            globs: false,
         };
         self.download(RepoKind::Model, repo, revision, &wanted, progress)
     }
 
     /// Makes the cache hold one file of each of `files` (groups of alternative names, e.g.
-    /// `test.jsonl` or `test.jsonl.gz`) of dataset `repo` at `revision`, and returns the
-    /// snapshot folder. The first group is asked for at `revision`; the others at the commit it
+    /// `test.jsonl` or `test.jsonl.gz` or `data/test-*.parquet`, a glob standing for every
+    /// file of its folder that matches) of dataset `repo` at `revision`, and returns the
+    /// snapshot folder. Globs are expanded by the hub's tree API, so with one online the hub is
+    /// always asked; offline, one match in the cache satisfies a glob (the reader checks that a
+    /// set of shards is whole). The first group is asked for at `revision`; the others at the commit it
     /// resolved to. Panics when `files` is empty (there is nothing to resolve the revision by).
     pub fn download_dataset(
         &self,
@@ -196,6 +200,7 @@ impl Hub {
         let wanted = Wanted {
             first: first.clone(),
             rest: &rest,
+            globs: files.iter().flatten().any(|f| Glob::new(f).is_some()),
         };
         self.download(RepoKind::Dataset, repo, revision, &wanted, progress)
     }
@@ -218,8 +223,13 @@ impl Hub {
         if self.opts.offline {
             return cached("HF_HUB_OFFLINE is set".into());
         }
-        // A commit's files never change: a complete snapshot of it needs no question.
-        if is_commit(revision) && first_missing(&cache.snapshot(revision), wanted)?.is_none() {
+        // A commit's files never change: a complete snapshot of it needs no question. (A glob's
+        // files are known complete only from the listing: one shard of three may be all that an
+        // interrupted run left.)
+        if is_commit(revision)
+            && !wanted.globs
+            && first_missing(&cache.snapshot(revision), wanted)?.is_none()
+        {
             return Ok(cache.snapshot(revision));
         }
         let target = Target {
@@ -228,16 +238,16 @@ impl Hub {
             asked: revision,
             file: "",
         };
-        let (first, first_meta) = match self.metadata_one_of(&target, &wanted.first) {
+        let first = match self.metadata_one_of(&target, &wanted.first) {
             Ok(found) => found,
             Err(e) if e.is_unreachable() => {
                 return cached(format!("the hub did not answer ({e})"));
             }
             Err(e) => return Err(e),
         };
-        let commit = first_meta.commit.clone();
+        let commit = first[0].1.commit.clone();
         let snapshot = cache.snapshot(&commit);
-        if first_missing(&snapshot, wanted)?.is_none() {
+        if !wanted.globs && first_missing(&snapshot, wanted)?.is_none() {
             self.set_ref(&cache, revision, &commit)?;
             return Ok(snapshot);
         }
@@ -248,47 +258,66 @@ impl Hub {
             revision: &commit,
             ..target
         };
-        self.fetch(
-            &cache,
-            &Target {
-                file: &first,
-                ..at_commit
-            },
-            &first_meta,
-            progress,
-        )?;
+        let fetch = |found: Vec<(String, FileMeta)>, progress: &mut dyn Progress| {
+            found.iter().try_for_each(|(file, meta)| {
+                let t = Target { file, ..at_commit };
+                self.fetch(&cache, &t, meta, progress)
+            })
+        };
+        fetch(first, progress)?;
         for group in (wanted.rest)(&snapshot)? {
-            if group.is_empty() {
-                continue;
+            if !group.is_empty() {
+                fetch(self.metadata_one_of(&at_commit, &group)?, progress)?;
             }
-            let (file, meta) = self.metadata_one_of(&at_commit, &group)?;
-            self.fetch(
-                &cache,
-                &Target {
-                    file: &file,
-                    ..at_commit
-                },
-                &meta,
-                progress,
-            )?;
         }
         self.set_ref(&cache, revision, &commit)?;
         Ok(snapshot)
     }
 
-    /// What the hub says of the first of `candidates` the repo has; `FileNotFound` naming them
-    /// all when it has none.
+    /// What the hub says of the first of `candidates` the repo has: that file, or every file a
+    /// glob candidate (`data/test-*.parquet`) matches, in name order; `FileNotFound` naming
+    /// them all when it has none. The files of a glob are asked for at `base.revision` one by
+    /// one: the first answer's commit then stands for all (as it does for a model's files).
     fn metadata_one_of(
         &self,
         base: &Target,
         candidates: &[String],
-    ) -> Result<(String, FileMeta), HubError> {
-        for file in candidates {
-            let target = Target { file, ..*base };
-            check_relative(&target)?;
-            match self.http.metadata(&self.opts, &target) {
-                Err(HubError::FileNotFound { .. }) => continue,
-                other => return other.map(|meta| (file.clone(), meta)),
+    ) -> Result<Vec<(String, FileMeta)>, HubError> {
+        for candidate in candidates {
+            check_relative(&Target {
+                file: candidate,
+                ..*base
+            })?;
+            let files = match Glob::new(candidate) {
+                None => vec![candidate.clone()],
+                Some(glob) => match self.http.list(
+                    &self.opts,
+                    &Target {
+                        file: glob.folder(),
+                        ..*base
+                    },
+                ) {
+                    Err(HubError::FileNotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                    Ok(listed) => glob.select(listed),
+                },
+            };
+            let mut found = Vec::with_capacity(files.len());
+            for file in files {
+                match self.http.metadata(
+                    &self.opts,
+                    &Target {
+                        file: &file,
+                        ..*base
+                    },
+                ) {
+                    Ok(meta) => found.push((file, meta)),
+                    Err(HubError::FileNotFound { .. }) if found.is_empty() => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !found.is_empty() {
+                return Ok(found);
             }
         }
         Err(HubError::FileNotFound {

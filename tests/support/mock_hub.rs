@@ -8,7 +8,9 @@
 //!   name (`127.0.0.1` ↔ `localhost`, same port) with `X-Linked-Etag`, `X-Linked-Size`,
 //!   `X-Repo-Commit`. Ranges: 206 with `Content-Range`.
 //! - `GET /{repo}/raw/{rev}/{path}` (the LFS pointer for LFS files), `GET
-//!   /api/models/{repo}/revision/{rev}`, `GET /api/models/{repo}/tree/{rev}[?recursive=true]`,
+//!   /api/models/{repo}/revision/{rev}`, `GET /api/models/{repo}/tree/{rev}[/{folder}][?recursive=true]`
+//!   (404 `EntryNotFound` for a folder it lacks; paged with `Link: <…>; rel="next"` when the
+//!   `tree_page_size` fault is set),
 //!   `POST /api/models/{repo}/paths-info/{rev}`: what a browser uses, since `fetch` hides the
 //!   302's headers.
 //! - Datasets under `/datasets/{repo}/...` and `/api/datasets/{repo}/...`.
@@ -54,6 +56,8 @@ pub struct Faults {
     pub delay_ms_per_chunk: u64,
     /// Answer Range requests with 200 and the whole file.
     pub ignore_range: bool,
+    /// Page tree listings (`/api/.../tree/...`) this many entries at a time.
+    pub tree_page_size: Option<usize>,
 }
 
 /// One logged request.
@@ -516,9 +520,13 @@ fn route(req: &Request, state: &State) -> Response {
             Response::json(json!({ "ok": true }))
         }
         ("GET" | "HEAD", ["lfs-store", sha]) => lfs_store(req, state, sha),
-        (_, ["api", kind @ ("models" | "datasets"), owner, name, op, rev, ..]) => {
+        (_, ["api", kind @ ("models" | "datasets"), owner, name, op, rev, path @ ..]) => {
             let repo = repo_key(*kind == "datasets", owner, name);
-            with_repo(req, state, &repo, rev, |r| api(req, &repo, r, op))
+            let page = lock(&state.faults).tree_page_size;
+            let path = path.join("/");
+            with_repo(req, state, &repo, rev, |r| {
+                api(req, &repo, r, op, &path, page)
+            })
         }
         ("GET" | "HEAD", _) => match file_segs {
             [owner, name, op @ ("resolve" | "raw"), rev, path @ ..] if !path.is_empty() => {
@@ -716,7 +724,8 @@ fn parse_range(v: &str) -> Option<(usize, Option<usize>)> {
 }
 
 /// The listing API: `revision`, `tree`, `paths-info`.
-fn api(req: &Request, repo: &str, r: &Repo, op: &str) -> Response {
+/// `path`: the folder after the revision (`tree/{rev}/{folder}`); `page`: entries per tree page.
+fn api(req: &Request, repo: &str, r: &Repo, op: &str, path: &str, page: Option<usize>) -> Response {
     let entry = |path: &str| -> Value {
         match r.files.get(path) {
             Some(data) if is_lfs(path) => {
@@ -766,12 +775,47 @@ fn api(req: &Request, repo: &str, r: &Repo, op: &str) -> Response {
                 .query
                 .split('&')
                 .any(|kv| kv == "recursive=true" || kv == "recursive=True");
+            if !path.is_empty() && !dirs.contains(path) {
+                return Response::error(404, "EntryNotFound", &format!("{path} does not exist"));
+            }
+            let prefix = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}/")
+            };
             let all = dirs.iter().chain(r.files.keys());
             let listed: Vec<Value> = all
-                .filter(|p| recursive || !p.contains('/'))
-                .map(|p| entry(p))
+                .filter_map(|p| p.strip_prefix(&prefix).map(|rest| (p, rest)))
+                .filter(|(_, rest)| recursive || !rest.contains('/'))
+                .map(|(p, _)| entry(p))
                 .collect();
-            Response::json(Value::Array(listed))
+            // Paged as the hub pages (a cursor in the query, `Link: <…>; rel="next"`) when
+            // `tree_page_size` is set.
+            let Some(size) = page.filter(|&n| n > 0 && listed.len() > n) else {
+                return Response::json(Value::Array(listed));
+            };
+            let from: usize = req
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("cursor="))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let to = (from + size).min(listed.len());
+            let resp = Response::json(Value::Array(listed[from.min(to)..to].to_vec()));
+            if to == listed.len() {
+                return resp;
+            }
+            let mut query: Vec<&str> = req
+                .query
+                .split('&')
+                .filter(|kv| !kv.is_empty() && !kv.starts_with("cursor="))
+                .collect();
+            let cursor = format!("cursor={to}");
+            query.push(&cursor);
+            resp.header(
+                "Link",
+                format!("<{}?{}>; rel=\"next\"", req.path, query.join("&")),
+            )
         }
         ("POST", "paths-info") => {
             // huggingface_hub posts a form (`paths=a&paths=b`); accept JSON too.
