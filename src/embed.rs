@@ -236,7 +236,7 @@ impl Instructor {
         let tokens = self.checked_tokens(inputs, opts)?;
         for (i, tokens) in tokens.chunks(opts.batch_size).enumerate() {
             let first = i * opts.batch_size;
-            let rows = self.backend.embed(tokens, opts.normalize).await?;
+            let rows = self.embed_tokens(tokens, opts.normalize).await?;
             data[first * dim..first * dim + rows.len()].copy_from_slice(&rows);
             self.report(opts, first + tokens.len(), inputs.len());
         }
@@ -245,6 +245,17 @@ impl Instructor {
             rows: inputs.len(),
             dim,
         })
+    }
+
+    /// One batch of tokenized inputs → their embeddings, row-major `[tokens.len(), dim]`: the
+    /// step [`encode_async`](Self::encode_async) repeats, for callers that batch themselves
+    /// from tokens they already have (the browser sorts by length to bound its memory).
+    pub(crate) async fn embed_tokens(
+        &self,
+        tokens: &[Tokens],
+        normalize: bool,
+    ) -> Result<Vec<f32>> {
+        self.backend.embed(tokens, normalize).await
     }
 
     /// Embeddings `[batch, dim]` of one packed batch as a tensor, with training-time dropout when

@@ -7,7 +7,8 @@
 
 use crate::config::{needed_files, parse_modules};
 use crate::source::{MemorySource, ReadAt};
-use crate::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
+use crate::tokenize::Tokens;
+use crate::{BackendKind, Dtype, Input, Instructor, LoadOptions};
 use js_sys::{Array, Float32Array, Promise, Uint8Array};
 use std::path::Path;
 use std::rc::Rc;
@@ -305,34 +306,32 @@ async fn encode(
         .zip(texts)
         .map(|(i, t)| Input::new(i, t))
         .collect();
-    let lens: Vec<usize> = model
+    // Tokenized once; the groups go to the encoder as tokens.
+    let mut tokens: Vec<(usize, Tokens)> = model
         .tokenize(&inputs, None)
         .map_err(js_err)?
-        .iter()
-        .map(|t| t.ids.len().max(1))
+        .into_iter()
+        .enumerate()
         .collect();
-    let mut order: Vec<usize> = (0..inputs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    tokens.sort_by_key(|(_, t)| std::cmp::Reverse(t.ids.len()));
+    let (order, tokens): (Vec<usize>, Vec<Tokens>) = tokens.into_iter().unzip();
     let heads = model.config().t5.num_heads;
     let dim = model.dim();
     let mut out = vec![0f32; inputs.len() * dim];
     let mut start = 0;
-    while start < order.len() {
+    while start < tokens.len() {
         // Sorted longest first: the first input of a group is its longest.
-        let seq = lens[order[start]];
+        let seq = tokens[start].ids.len().max(1);
         let fits = budget.map_or(batch_size, |b| (b / (heads * seq * seq * 4)).max(1));
-        let group = &order[start..(start + fits.min(batch_size)).min(order.len())];
-        let sub: Vec<Input> = group.iter().map(|&k| inputs[k].clone()).collect();
-        let opts = EncodeOptions {
-            batch_size: group.len(),
-            normalize,
-            ..EncodeOptions::default()
-        };
-        let emb = model.encode_async(&sub, &opts).await.map_err(js_err)?;
-        for (j, &k) in group.iter().enumerate() {
-            out[k * dim..(k + 1) * dim].copy_from_slice(emb.row(j));
+        let end = (start + fits.min(batch_size)).min(tokens.len());
+        let rows = model
+            .embed_tokens(&tokens[start..end], normalize)
+            .await
+            .map_err(js_err)?;
+        for (row, &k) in rows.chunks_exact(dim).zip(&order[start..end]) {
+            out[k * dim..(k + 1) * dim].copy_from_slice(row);
         }
-        start += group.len();
+        start = end;
     }
     Ok(out)
 }
