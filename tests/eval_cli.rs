@@ -246,37 +246,76 @@ fn hub_task_table(dir: &Path, owner: &str) -> std::path::PathBuf {
     table
 }
 
+/// A mock hub serving the folders under `root` as datasets `{owner}/<folder>`, an empty
+/// `--data` folder, a fresh Hugging Face cache and the task table naming the hub datasets.
+struct HubSetup {
+    hub: mock_hub::MockHub,
+    tmp: tempfile::TempDir,
+    url: String,
+    cache: std::path::PathBuf,
+    cache_str: String,
+    data: String,
+    table: String,
+}
+
+impl HubSetup {
+    fn new(owner: &str, root: &str) -> Self {
+        let hub = mock_hub::MockHub::start(0).unwrap();
+        hub.add_folders(&format!("datasets/{owner}"), Path::new(root))
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
+        std::fs::create_dir(&data).unwrap();
+        let table = hub_task_table(tmp.path(), owner);
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        Self {
+            url: hub.url(),
+            cache_str: s(&cache),
+            data: s(&data),
+            table: s(&table),
+            hub,
+            tmp,
+            cache,
+        }
+    }
+
+    /// `instructor eval` arguments for `tasks` of the task table.
+    fn args<'a>(&'a self, tasks: &'a str) -> [&'a str; 6] {
+        let (data, table) = (self.data.as_str(), self.table.as_str());
+        ["--data", data, "--instructions", table, "--tasks", tasks]
+    }
+
+    /// `HF_ENDPOINT` and `HF_HUB_CACHE` for this hub and cache.
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("HF_ENDPOINT", &self.url),
+            ("HF_HUB_CACHE", &self.cache_str),
+        ]
+    }
+
+    /// The cache's snapshot of dataset `{owner}/{name}` at the commit the hub serves.
+    fn snapshot(&self, owner: &str, name: &str) -> std::path::PathBuf {
+        let commit = self.hub.commit(&format!("datasets/{owner}/{name}"));
+        self.cache
+            .join(format!("datasets--{owner}--{name}"))
+            .join("snapshots")
+            .join(commit)
+    }
+}
+
 /// A task whose folder is not under `--data` is fetched from its hub dataset (named in the task
 /// table) into the Hugging Face cache, scores as the same data read locally, and reruns offline
 /// from the cache once the hub is gone.
 #[test]
 fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
-    let hub = mock_hub::MockHub::start(0).unwrap();
-    hub.add_folders("datasets/fixtures", Path::new(DATA))
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
-    std::fs::create_dir(&empty).unwrap();
-    let table = hub_task_table(tmp.path(), "fixtures");
-    let args = [
-        "--data",
-        empty.to_str().unwrap(),
-        "--instructions",
-        table.to_str().unwrap(),
-        "--tasks",
-        "HubSTS,HubRetrieval",
-    ];
-    let (url, cache_str) = (hub.url(), cache.to_str().unwrap().to_string());
-    let online = tmp.path().join("online");
-    eval_with(
-        &online,
-        &args,
-        &[("HF_ENDPOINT", &url), ("HF_HUB_CACHE", &cache_str)],
-    );
+    let setup = HubSetup::new("fixtures", DATA);
+    let args = setup.args("HubSTS,HubRetrieval");
+    let online = setup.tmp.path().join("online");
+    eval_with(&online, &args, &setup.env());
 
     // The files the readers need, at the commit `main` resolved to; nothing else was asked for.
-    let sts_commit = hub.commit("datasets/fixtures/TinySTS");
-    let ret_commit = hub.commit("datasets/fixtures/TinyRetrieval");
+    let sts_commit = setup.hub.commit("datasets/fixtures/TinySTS");
+    let ret_commit = setup.hub.commit("datasets/fixtures/TinyRetrieval");
     assert_eq!(
         result_file(&online, "HubSTS")["dataset_revision"],
         sts_commit
@@ -285,16 +324,17 @@ fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
         result_file(&online, "HubRetrieval")["dataset_revision"],
         ret_commit
     );
-    let snap = |repo: &str, commit: &str| cache.join(repo).join("snapshots").join(commit);
-    assert!(snap("datasets--fixtures--TinySTS", &sts_commit)
+    assert!(setup
+        .snapshot("fixtures", "TinySTS")
         .join("test.jsonl")
         .is_file());
     for f in ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"] {
-        assert!(snap("datasets--fixtures--TinyRetrieval", &ret_commit)
+        assert!(setup
+            .snapshot("fixtures", "TinyRetrieval")
             .join(f)
             .is_file());
     }
-    let stats = hub.stats();
+    let stats = setup.hub.stats();
     assert!(stats
         .log
         .iter()
@@ -305,34 +345,24 @@ fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
     );
 
     // Same scores as the committed folders read locally.
-    let local = tmp.path().join("local");
+    let local = setup.tmp.path().join("local");
     eval(&local, "TinySTS", "sts");
     eval(&local, "TinyRetrieval", "retrieval");
-    let strip = |mut s: serde_json::Map<String, Value>| {
-        s.remove("evaluation_time");
-        s
-    };
     assert_eq!(
-        strip(split_scores(&online, "HubSTS")),
-        strip(split_scores(&local, "TinySTS"))
+        without_time(split_scores(&online, "HubSTS")),
+        without_time(split_scores(&local, "TinySTS"))
     );
     assert_eq!(
         split_scores(&online, "HubRetrieval")["ndcg_at_10"],
         split_scores(&local, "TinyRetrieval")["ndcg_at_10"]
     );
 
-    // Offline, with the hub gone: the cache alone answers.
-    drop(hub);
-    let offline = tmp.path().join("offline");
-    eval_with(
-        &offline,
-        &args,
-        &[
-            ("HF_ENDPOINT", &url),
-            ("HF_HUB_CACHE", &cache_str),
-            ("HF_HUB_OFFLINE", "1"),
-        ],
-    );
+    // Offline: the cache alone answers; the hub hears nothing.
+    setup.hub.reset();
+    let env = [&setup.env()[..], &[("HF_HUB_OFFLINE", "1")]].concat();
+    let offline = setup.tmp.path().join("offline");
+    eval_with(&offline, &args, &env);
+    assert_eq!(setup.hub.stats().requests(), 0);
     assert_eq!(
         split_scores(&offline, "HubSTS")["main_score"],
         split_scores(&online, "HubSTS")["main_score"]
@@ -520,27 +550,9 @@ fn parquet_errors_name_the_file_row_and_column() {
 /// fetched file by file as jsonl ones are, and scores as the jsonl copies read locally.
 #[test]
 fn parquet_datasets_come_from_the_hub() {
-    let hub = mock_hub::MockHub::start(0).unwrap();
-    hub.add_folders("datasets/pq", Path::new(PARQUET)).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
-    std::fs::create_dir(&empty).unwrap();
-    let table = hub_task_table(tmp.path(), "pq");
-    let online = tmp.path().join("online");
-    let args = [
-        "--data",
-        empty.to_str().unwrap(),
-        "--instructions",
-        table.to_str().unwrap(),
-        "--tasks",
-        "HubSTS,HubRetrieval",
-    ];
-    let env = [
-        ("HF_ENDPOINT", hub.url()),
-        ("HF_HUB_CACHE", cache.to_str().unwrap().to_string()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    eval_with(&online, &args, &env);
+    let setup = HubSetup::new("pq", PARQUET);
+    let online = setup.tmp.path().join("online");
+    eval_with(&online, &setup.args("HubSTS,HubRetrieval"), &setup.env());
     for (repo, files) in [
         ("TinySTS", &["data/test-00000-of-00001.parquet"][..]),
         (
@@ -552,16 +564,12 @@ fn parquet_datasets_come_from_the_hub() {
             ][..],
         ),
     ] {
-        let commit = hub.commit(&format!("datasets/pq/{repo}"));
-        let snap = cache
-            .join(format!("datasets--pq--{repo}"))
-            .join("snapshots")
-            .join(commit);
+        let snap = setup.snapshot("pq", repo);
         for f in files {
             assert!(snap.join(f).is_file(), "{repo}: {f} not fetched");
         }
     }
-    let local = tmp.path().join("local");
+    let local = setup.tmp.path().join("local");
     eval(&local, "TinySTS", "sts");
     eval(&local, "TinyRetrieval", "retrieval");
     assert_eq!(
@@ -579,41 +587,25 @@ fn parquet_datasets_come_from_the_hub() {
 /// cache is named offline and fetched again by the next online run.
 #[test]
 fn sharded_parquet_splits_are_listed_and_fetched_whole() {
-    let hub = mock_hub::MockHub::start(0).unwrap();
-    hub.add_folders("datasets/pq", Path::new(PARQUET)).unwrap();
+    let setup = HubSetup::new("pq", PARQUET);
     // One entry a page: the two shards take two pages.
-    hub.set_faults(mock_hub::Faults {
+    setup.hub.set_faults(mock_hub::Faults {
         tree_page_size: Some(1),
         ..Default::default()
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let (empty, cache) = (tmp.path().join("data"), tmp.path().join("hf"));
-    std::fs::create_dir(&empty).unwrap();
-    let table = hub_task_table(tmp.path(), "pq");
-    let args = [
-        "--data",
-        empty.to_str().unwrap(),
-        "--instructions",
-        table.to_str().unwrap(),
-        "--tasks",
-        "HubSTSShards",
-    ];
-    let (url, cache_str) = (hub.url(), cache.to_str().unwrap().to_string());
-    let online = [("HF_ENDPOINT", url.as_str()), ("HF_HUB_CACHE", &cache_str)];
-    let out = tmp.path().join("online");
+    let (args, online) = (setup.args("HubSTSShards"), setup.env());
+    let out = setup.tmp.path().join("online");
     eval_with(&out, &args, &online);
 
-    let snap = cache
-        .join("datasets--pq--TinySTSShards/snapshots")
-        .join(hub.commit("datasets/pq/TinySTSShards"));
+    let data = setup.snapshot("pq", "TinySTSShards").join("data");
     let shards = ["test-00000-of-00002.parquet", "test-00001-of-00002.parquet"];
     for f in shards {
-        assert!(snap.join("data").join(f).is_file(), "{f} not fetched");
+        assert!(data.join(f).is_file(), "{f} not fetched");
     }
-    let stats = hub.stats();
+    let stats = setup.hub.stats();
     let pages = stats.to("/tree/");
     assert!(pages.len() >= 2, "the listing was not paged: {pages:?}");
-    let local = tmp.path().join("local");
+    let local = setup.tmp.path().join("local");
     eval(&local, "TinySTS", "sts");
     assert_eq!(
         without_time(split_scores(&out, "HubSTSShards")),
@@ -621,12 +613,12 @@ fn sharded_parquet_splits_are_listed_and_fetched_whole() {
     );
 
     // The second shard gone from the snapshot: offline, the error names it; online, it comes back.
-    std::fs::remove_file(snap.join("data").join(shards[1])).unwrap();
+    std::fs::remove_file(data.join(shards[1])).unwrap();
     let offline = [&online[..], &[("HF_HUB_OFFLINE", "1")]].concat();
     let err = eval_fails_with(&args, &offline);
     assert!(err.contains(shards[1]), "{err}");
-    eval_with(&tmp.path().join("again"), &args, &online);
-    assert!(snap.join("data").join(shards[1]).is_file());
+    eval_with(&setup.tmp.path().join("again"), &args, &online);
+    assert!(data.join(shards[1]).is_file());
 }
 
 /// Embeds with the fixture model and records every input it was asked for.
