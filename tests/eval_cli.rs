@@ -246,6 +246,10 @@ fn hub_task_table(dir: &Path, owner: &str) -> std::path::PathBuf {
     table
 }
 
+/// The hub tasks of [`hub_task_table`] with the local task and type each equals.
+const HUB_STS: (&str, &str, &str) = ("HubSTS", "TinySTS", "sts");
+const HUB_RETRIEVAL: (&str, &str, &str) = ("HubRetrieval", "TinyRetrieval", "retrieval");
+
 /// A mock hub serving the folders under `root` as datasets `{owner}/<folder>`, an empty
 /// `--data` folder, a fresh Hugging Face cache and the task table naming the hub datasets.
 struct HubSetup {
@@ -291,6 +295,20 @@ impl HubSetup {
             ("HF_ENDPOINT", &self.url),
             ("HF_HUB_CACHE", &self.cache_str),
         ]
+    }
+
+    /// Asserts that each `(hub task, local task, type)` scored in `out` as the local task's
+    /// committed jsonl folder (under `DATA`) scores.
+    fn scores_as_local(&self, out: &Path, tasks: &[(&str, &str, &str)]) {
+        let local = self.tmp.path().join("local");
+        for (hub_task, task, kind) in tasks {
+            eval(&local, task, kind);
+            assert_eq!(
+                without_time(split_scores(out, hub_task)),
+                without_time(split_scores(&local, task)),
+                "{hub_task}"
+            );
+        }
     }
 
     /// The cache's snapshot of dataset `{owner}/{name}` at the commit the hub serves.
@@ -345,17 +363,7 @@ fn datasets_not_on_disk_come_from_the_hub_then_from_the_cache_offline() {
     );
 
     // Same scores as the committed folders read locally.
-    let local = setup.tmp.path().join("local");
-    eval(&local, "TinySTS", "sts");
-    eval(&local, "TinyRetrieval", "retrieval");
-    assert_eq!(
-        without_time(split_scores(&online, "HubSTS")),
-        without_time(split_scores(&local, "TinySTS"))
-    );
-    assert_eq!(
-        split_scores(&online, "HubRetrieval")["ndcg_at_10"],
-        split_scores(&local, "TinyRetrieval")["ndcg_at_10"]
-    );
+    setup.scores_as_local(&online, &[HUB_STS, HUB_RETRIEVAL]);
 
     // Offline: the cache alone answers; the hub hears nothing.
     setup.hub.reset();
@@ -569,17 +577,7 @@ fn parquet_datasets_come_from_the_hub() {
             assert!(snap.join(f).is_file(), "{repo}: {f} not fetched");
         }
     }
-    let local = setup.tmp.path().join("local");
-    eval(&local, "TinySTS", "sts");
-    eval(&local, "TinyRetrieval", "retrieval");
-    assert_eq!(
-        without_time(split_scores(&online, "HubSTS")),
-        without_time(split_scores(&local, "TinySTS"))
-    );
-    assert_eq!(
-        without_time(split_scores(&online, "HubRetrieval")),
-        without_time(split_scores(&local, "TinyRetrieval"))
-    );
+    setup.scores_as_local(&online, &[HUB_STS, HUB_RETRIEVAL]);
 }
 
 /// A split in several parquet shards on the hub: the shards are found by listing the folder
@@ -605,12 +603,7 @@ fn sharded_parquet_splits_are_listed_and_fetched_whole() {
     let stats = setup.hub.stats();
     let pages = stats.to("/tree/");
     assert!(pages.len() >= 2, "the listing was not paged: {pages:?}");
-    let local = setup.tmp.path().join("local");
-    eval(&local, "TinySTS", "sts");
-    assert_eq!(
-        without_time(split_scores(&out, "HubSTSShards")),
-        without_time(split_scores(&local, "TinySTS"))
-    );
+    setup.scores_as_local(&out, &[("HubSTSShards", "TinySTS", "sts")]);
 
     // The second shard gone from the snapshot: offline, the error names it; online, it comes back.
     std::fs::remove_file(data.join(shards[1])).unwrap();
