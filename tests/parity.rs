@@ -3,10 +3,27 @@
 mod common;
 
 use common::*;
-use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
+use instructor::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions};
 
 fn load(name: &str) -> Instructor {
     Instructor::load(model_dir(name), &LoadOptions::default()).unwrap()
+}
+
+/// Unit-length embeddings, as the reference's `embedding_normalized`.
+fn normalized(model: &Instructor, inputs: &[Input]) -> Embeddings {
+    let opts = EncodeOptions {
+        normalize: true,
+        ..Default::default()
+    };
+    model.encode(inputs, &opts).unwrap()
+}
+
+fn in_batches_of(model: &Instructor, inputs: &[Input], batch_size: usize) -> Embeddings {
+    let opts = EncodeOptions {
+        batch_size,
+        ..Default::default()
+    };
+    model.encode(inputs, &opts).unwrap()
 }
 
 #[test]
@@ -35,15 +52,7 @@ fn embeddings_match_reference_within_1e5() {
         let exp = expected(name);
         assert_eq!(model.dim(), exp.dim);
         let out = model.encode(&inputs, &EncodeOptions::default()).unwrap();
-        let normalized = model
-            .encode(
-                &inputs,
-                &EncodeOptions {
-                    normalize: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let normalized = normalized(&model, &inputs);
         for (i, e) in exp.cases.iter().enumerate() {
             let d = max_abs_diff(out.row(i), &e.embedding);
             assert!(d <= 1e-5, "{name} case {i}: max abs diff {d}");
@@ -110,25 +119,9 @@ fn token_embeddings_match_reference() {
 fn results_do_not_depend_on_batch_size_or_order() {
     let inputs = cases();
     let model = load("tiny-relu-bin");
-    let one = model
-        .encode(
-            &inputs,
-            &EncodeOptions {
-                batch_size: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let one = in_batches_of(&model, &inputs, 1);
     for bs in [3, 7, 32] {
-        let other = model
-            .encode(
-                &inputs,
-                &EncodeOptions {
-                    batch_size: bs,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let other = in_batches_of(&model, &inputs, bs);
         let d = max_abs_diff(&one.data, &other.data);
         assert!(
             d <= 1e-6,
@@ -178,15 +171,7 @@ fn reduced_precision_stays_within_bound() {
                 },
             )
             .unwrap();
-            let out = model
-                .encode(
-                    &inputs,
-                    &EncodeOptions {
-                        normalize: true,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
+            let out = normalized(&model, &inputs);
             let exp = expected(name);
             let worst = exp
                 .cases
