@@ -44,7 +44,7 @@ async function cpuModule(wasmUrl) {
   if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function' && !threadsFailed) {
     modules.threads ??= import('./wasm-threads/instructor.js').then(async (m) => {
       await m.default();
-      await m.initThreadPool(navigator.hardwareConcurrency || 1);
+      await startPool(m, navigator.hardwareConcurrency || 1);
       return m;
     });
     try {
@@ -56,6 +56,34 @@ async function cpuModule(wasmUrl) {
     }
   }
   return single(wasmUrl);
+}
+
+/** How long the thread pool's workers may take to start before the single-threaded build is used. */
+const THREAD_POOL_TIMEOUT_MS = 30000;
+
+/**
+ * `initThreadPool(n)`, rejecting where it would hang: wasm-bindgen-rayon waits for a "ready"
+ * message from every worker and never hears of one that did not start. The usual cause is a
+ * Content-Security-Policy without `worker-src blob:` (the pool's workers are blob URLs): that
+ * rejects at once, naming the policy; anything else after THREAD_POOL_TIMEOUT_MS.
+ */
+function startPool(m, n) {
+  const target = globalThis.document ?? globalThis;
+  let onViolation;
+  let timer;
+  const failed = new Promise((_, reject) => {
+    onViolation = (e) => {
+      if (String(e.blockedURI).startsWith('blob')) {
+        reject(new Error(`the page's Content-Security-Policy blocks the thread pool's workers (${e.effectiveDirective}; allow blob: in worker-src): ${e.originalPolicy}`));
+      }
+    };
+    target.addEventListener('securitypolicyviolation', onViolation);
+    timer = setTimeout(() => reject(new Error(`the thread pool did not start within ${THREAD_POOL_TIMEOUT_MS / 1000} s`)), THREAD_POOL_TIMEOUT_MS);
+  });
+  return Promise.race([m.initThreadPool(n), failed]).finally(() => {
+    clearTimeout(timer);
+    target.removeEventListener('securitypolicyviolation', onViolation);
+  });
 }
 
 /**

@@ -25,9 +25,10 @@ const MIME = {
 
 /**
  * Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin);
- * `isolated` adds the COOP/COEP headers that give the page wasm threads.
+ * `isolated` adds the COOP/COEP headers that give the page wasm threads; `headers` are added to
+ * every answer.
  */
-export function startStatic({ isolated = false } = {}) {
+export function startStatic({ isolated = false, headers: extra = {} } = {}) {
   const allowed = ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -39,6 +40,7 @@ export function startStatic({ isolated = false } = {}) {
     }
     const headers = { 'Content-Type': MIME[path.extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' };
     if (isolated) Object.assign(headers, ISOLATION_HEADERS);
+    Object.assign(headers, extra);
     res.writeHead(200, headers);
     fs.createReadStream(file).pipe(res);
   });

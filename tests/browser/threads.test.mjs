@@ -12,11 +12,13 @@ const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
 const repo = (m) => `fixtures/${m}`;
 const pairs = fixtureCases();
 
-let isolatedWeb, plainWeb, hub, browser, isolated, plain;
+let isolatedWeb, plainWeb, cspWeb, hub, browser, isolated, plain;
 
 before(async () => {
   isolatedWeb = await startStatic({ isolated: true });
   plainWeb = await startStatic();
+  // Isolated, but its policy allows no blob: workers, which is what the thread pool's are.
+  cspWeb = await startStatic({ isolated: true, headers: { 'Content-Security-Policy': "worker-src 'self'" } });
   hub = await startHub();
   browser = await launchBrowser();
   isolated = await openPage(browser.context, isolatedWeb.url);
@@ -28,6 +30,7 @@ after(async () => {
   await hub?.stop();
   await isolatedWeb?.close();
   await plainWeb?.close();
+  await cspWeb?.close();
 });
 
 /** Loads and encodes the fixture pairs in `page`; `worker` uses InstructorWorker. */
@@ -82,4 +85,23 @@ test('InstructorWorker gets the threads too on an isolated page', async () => {
   assert.ok(d < 1e-5, `worker, ${out.threads} threads: max abs diff ${d}`);
   const single = await run(plain, m, true);
   assert.equal(single.threads, 1);
+});
+
+// wasm-bindgen-rayon waits for every worker's "ready" message: without pkg/index.js's startPool a
+// blocked worker left `init()` and `load()` pending forever (seen before the fix).
+test('a Content-Security-Policy that blocks the pool\'s workers gives one thread at once, not a hang', { timeout: 120000 }, async () => {
+  const warnings = [];
+  const onConsole = (msg) => msg.type() === 'warning' && warnings.push(msg.text());
+  browser.context.on('console', onConsole);
+  const page = await openPage(browser.context, cspWeb.url);
+  const m = 'tiny-relu-bin';
+  for (const worker of [false, true]) {
+    const out = await run(page, m, worker);
+    assert.equal(out.isolated, true);
+    assert.equal(out.threads, 1, `${worker ? 'worker' : 'page'}: threads`);
+    assert.ok(maxDiff(out.data, expected(m).dim, expected(m).cases) < 1e-5);
+  }
+  browser.context.off('console', onConsole);
+  assert.ok(warnings.some((w) => w.includes('Content-Security-Policy')), `no warning names the policy: ${warnings}`);
+  await page.close();
 });
