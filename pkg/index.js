@@ -343,8 +343,14 @@ export class InstructorWorker {
 
   static async load(repo, options = {}) {
     const { onProgress, workerUrl, ...rest } = options;
-    const url = workerUrl ?? new URL('./worker.js', import.meta.url);
-    const w = new InstructorWorker(new Worker(url, { type: 'module' }));
+    // Written out as `new Worker(new URL('./worker.js', import.meta.url), …)`: the form bundlers
+    // (Vite, webpack 5, Parcel) recognise and build as a worker entry, with its imports. A URL
+    // held in a variable is copied (or inlined) as a plain asset whose `import './index.js'`
+    // then resolves nowhere.
+    const worker = workerUrl
+      ? new Worker(workerUrl, { type: 'module' })
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const w = new InstructorWorker(worker);
     try {
       const info = await w.#call('load', { repo, options: rest }, onProgress);
       Object.assign(w, info);

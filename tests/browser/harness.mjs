@@ -24,17 +24,18 @@ const MIME = {
 };
 
 /**
- * Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin);
- * `isolated` adds the COOP/COEP headers that give the page wasm threads; `headers` are added to
- * every answer.
+ * Serves pkg/, tests/browser/pages/ and tests/fixtures/ from 127.0.0.1 (the page's origin), or
+ * the whole folder `dir` (an app's build; `/` is its index.html); `isolated` adds the COOP/COEP
+ * headers that give the page wasm threads; `headers` are added to every answer.
  */
-export function startStatic({ isolated = false, headers: extra = {} } = {}) {
-  const allowed = ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
+export function startStatic({ isolated = false, headers: extra = {}, dir = null } = {}) {
+  const root = dir ?? ROOT;
+  const allowed = dir ? [''] : ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
-    const rel = decodeURIComponent(url.pathname).replace(/^\/+/, '');
-    const file = path.join(ROOT, rel);
-    if (!allowed.some((a) => rel.startsWith(a)) || !file.startsWith(ROOT) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    const rel = decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html';
+    const file = path.join(root, rel);
+    if (!allowed.some((a) => rel.startsWith(a)) || !file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404).end('not found');
       return;
     }
