@@ -180,6 +180,9 @@ impl WgpuEncoder {
         opts: WgpuOptions,
         weights: Box<WeightSource<'_>>,
     ) -> Result<Self> {
+        // Natively the Gpu is Send + Sync (the encoder may be shared across threads); in the
+        // browser wgpu's handles are not, and the wasm build is single-threaded.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let gpu = Arc::new(gpu);
         gpu.scoped(|| Self::upload(gpu.clone(), cfg, heads, opts, weights))
             .await?
