@@ -160,11 +160,13 @@ impl Http {
             None => format!("models/{}", t.repo),
         };
         let mut url = format!(
-            "{}/api/{api_repo}/tree/{}/{}",
+            "{}/api/{api_repo}/tree/{}",
             opts.endpoint,
-            encode(t.revision, false),
-            encode(t.file, true)
+            encode(t.revision, false)
         );
+        if !t.file.is_empty() {
+            url = format!("{url}/{}", encode(t.file, true));
+        }
         let mut files = vec![];
         // Bounded: a hub that keeps sending the same `next` must not hold us forever.
         for _ in 0..10_000 {
