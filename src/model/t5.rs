@@ -79,53 +79,6 @@ fn matmul_rows(xs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
     xs.matmul(rhs)
 }
 
-/// `items.iter().map(f)`, on the rayon pool in the threaded browser build, where candle runs
-/// every op on one thread (see [`matmul_rows`]); serially elsewhere (natively candle's ops already
-/// use every core). Each item's arithmetic is the same either way.
-fn par_map<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> Result<R> + Sync + Send,
-) -> Result<Vec<R>> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-    {
-        use rayon::prelude::*;
-        items.par_iter().map(f).collect()
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
-    items.iter().map(f).collect()
-}
-
-/// One sequence's self-attention: the `[l, heads·d_kv]` context of rows `start..start + l` of
-/// the packed `q`, `k`, `v` (`[tokens, heads·d_kv]`), with its `[heads, l, l]` position bias.
-fn attend(
-    [q, k, v]: [&Tensor; 3],
-    (start, l): (usize, usize),
-    bias: &Tensor,
-    (heads, d_kv): (usize, usize),
-    drop: &dyn Fn(Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
-    // [l, heads·d_kv] → [heads, l, d_kv]
-    let split = |t: &Tensor| {
-        t.narrow(0, start, l)?
-            .reshape((l, heads, d_kv))?
-            .transpose(0, 1)?
-            .contiguous()
-    };
-    let (qs, ks, vs) = (split(q)?, split(k)?, split(v)?);
-    let scores = qs.matmul(&ks.t()?)?.add(bias)?;
-    // The fused kernel has no backward pass: differentiate through the composite softmax when
-    // the scores depend on trainable weights.
-    let probs = if scores.track_op() {
-        candle_nn::ops::softmax(&scores, D::Minus1)?
-    } else {
-        candle_nn::ops::softmax_last_dim(&scores)?
-    };
-    drop(probs)?
-        .matmul(&vs)?
-        .transpose(0, 1)?
-        .reshape((l, heads * d_kv))
-}
-
 /// RMSNorm without mean subtraction, in f32.
 #[derive(Debug, Clone)]
 struct LayerNorm {
@@ -298,32 +251,38 @@ impl T5Encoder {
             .map(|&l| bias.narrow(1, 0, l)?.narrow(2, 0, l)?.contiguous())
             .collect::<Result<_>>()?;
 
-        // Each sequence's rows in the packed batch, and its bias.
-        let spans: Vec<((usize, usize), &Tensor)> = lengths
-            .iter()
-            .scan(0, |start, &l| {
-                *start += l;
-                Some((*start - l, l))
-            })
-            .zip(&biases)
-            .collect();
-
         let mut x = drop(self.stem.embed.forward(input_ids)?)?;
         for blk in &self.blocks {
             let h = blk.attn_norm.forward(&x)?;
             let (q, k, v) = (blk.q.forward(&h)?, blk.k.forward(&h)?, blk.v.forward(&h)?);
-            let qkv = [&q, &k, &v];
-            // Sequences are independent: they may run side by side, but dropout draws its masks
-            // from one generator in a fixed order.
-            let contexts = match dropout {
-                None => par_map(&spans, |&(span, bias)| {
-                    attend(qkv, span, bias, (heads, d_kv), &Ok)
-                })?,
-                Some(_) => spans
-                    .iter()
-                    .map(|&(span, bias)| attend(qkv, span, bias, (heads, d_kv), &drop))
-                    .collect::<Result<Vec<_>>>()?,
-            };
+            let mut contexts = Vec::with_capacity(lengths.len());
+            let mut start = 0;
+            for (&l, bias) in lengths.iter().zip(&biases) {
+                // [l, heads·d_kv] → [heads, l, d_kv]
+                let split = |t: &Tensor| {
+                    t.narrow(0, start, l)?
+                        .reshape((l, heads, d_kv))?
+                        .transpose(0, 1)?
+                        .contiguous()
+                };
+                let (qs, ks, vs) = (split(&q)?, split(&k)?, split(&v)?);
+                let scores = qs.matmul(&ks.t()?)?.add(bias)?;
+                // The fused kernel has no backward pass: differentiate through the composite
+                // softmax when the scores depend on trainable weights.
+                let probs = if scores.track_op() {
+                    candle_nn::ops::softmax(&scores, D::Minus1)?
+                } else {
+                    candle_nn::ops::softmax_last_dim(&scores)?
+                };
+                let probs = drop(probs)?;
+                contexts.push(
+                    probs
+                        .matmul(&vs)?
+                        .transpose(0, 1)?
+                        .reshape((l, heads * d_kv))?,
+                );
+                start += l;
+            }
             let ctx = Tensor::cat(&contexts, 0)?;
             x = (x + drop(blk.o.forward(&ctx)?)?)?;
 
