@@ -182,10 +182,11 @@ impl Hub {
     /// Makes the cache hold one file of each of `files` (groups of alternative names, e.g.
     /// `test.jsonl` or `test.jsonl.gz` or `data/test-*.parquet`, a glob standing for every
     /// file of its folder that matches) of dataset `repo` at `revision`, and returns the
-    /// snapshot folder. Globs are expanded by the hub's tree API, so with one online the hub is
-    /// always asked; offline, one match in the cache satisfies a glob (the reader checks that a
-    /// set of shards is whole). The first group is asked for at `revision`; the others at the commit it
-    /// resolved to. Panics when `files` is empty (there is nothing to resolve the revision by).
+    /// snapshot folder. The first group is asked for at `revision`; the others at the commit it
+    /// resolved to. Globs are expanded by the hub's tree API, so with one among the groups an
+    /// online run always asks the hub; offline, one match in the cache satisfies a glob (the
+    /// reader checks that a set of shards is whole). Panics when `files` is empty (there is
+    /// nothing to resolve the revision by).
     pub fn download_dataset(
         &self,
         repo: &str,
