@@ -256,8 +256,7 @@ struct HubSetup {
     hub: mock_hub::MockHub,
     tmp: tempfile::TempDir,
     url: String,
-    cache: std::path::PathBuf,
-    cache_str: String,
+    cache: String,
     data: String,
     table: String,
 }
@@ -274,12 +273,11 @@ impl HubSetup {
         let s = |p: &Path| p.to_str().unwrap().to_string();
         Self {
             url: hub.url(),
-            cache_str: s(&cache),
+            cache: s(&cache),
             data: s(&data),
             table: s(&table),
             hub,
             tmp,
-            cache,
         }
     }
 
@@ -291,10 +289,7 @@ impl HubSetup {
 
     /// `HF_ENDPOINT` and `HF_HUB_CACHE` for this hub and cache.
     fn env(&self) -> [(&str, &str); 2] {
-        [
-            ("HF_ENDPOINT", &self.url),
-            ("HF_HUB_CACHE", &self.cache_str),
-        ]
+        [("HF_ENDPOINT", &self.url), ("HF_HUB_CACHE", &self.cache)]
     }
 
     /// Asserts that each `(hub task, local task, type)` scored in `out` as the local task's
@@ -314,7 +309,7 @@ impl HubSetup {
     /// The cache's snapshot of dataset `{owner}/{name}` at the commit the hub serves.
     fn snapshot(&self, owner: &str, name: &str) -> std::path::PathBuf {
         let commit = self.hub.commit(&format!("datasets/{owner}/{name}"));
-        self.cache
+        Path::new(&self.cache)
             .join(format!("datasets--{owner}--{name}"))
             .join("snapshots")
             .join(commit)

@@ -127,8 +127,6 @@ pub(crate) fn folder_name(kind: RepoKind, repo: &str) -> String {
 pub(crate) struct Wanted<'a> {
     pub first: Vec<String>,
     pub rest: &'a dyn Fn(&Path) -> Result<Groups, HubError>,
-    /// Whether any group names a [`Glob`].
-    pub globs: bool,
 }
 
 /// Files as groups of alternative names, one of each group wanted. A name may be a [`Glob`].
@@ -192,10 +190,16 @@ pub(crate) fn model_rest(dir: &Path) -> Result<Groups, HubError> {
 }
 
 /// The first of `wanted`'s groups with no file in `dir` (its names joined with ` or `), or
-/// `None` when the folder holds all of them.
-pub(crate) fn first_missing(dir: &Path, wanted: &Wanted) -> Result<Option<String>, HubError> {
+/// `None` when the folder holds all of them. A [`Glob`]'s files are known complete only from
+/// the hub's listing (one shard of three may be all that an interrupted run left), so `online`
+/// a glob never counts as there; offline one match does (the reader checks a set of shards).
+pub(crate) fn first_missing(
+    dir: &Path,
+    wanted: &Wanted,
+    online: bool,
+) -> Result<Option<String>, HubError> {
     let present = |f: &String| match Glob::new(f) {
-        Some(glob) => glob.present_in(dir),
+        Some(glob) => !online && glob.present_in(dir),
         None => dir.join(f).is_file(),
     };
     let missing = |group: &[String]| !group.is_empty() && !group.iter().any(present);

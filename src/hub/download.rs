@@ -155,9 +155,10 @@ impl Http {
     /// following its `Link: <…>; rel="next"` pages as huggingface_hub's `list_repo_tree` does.
     /// A folder the repo lacks is `FileNotFound`.
     pub fn list(&self, opts: &HubOptions, t: &Target) -> Result<Vec<String>, HubError> {
-        let api_repo = match t.repo.strip_prefix("datasets/") {
-            Some(r) => format!("datasets/{r}"),
-            None => format!("models/{}", t.repo),
+        let api_repo = if t.repo.starts_with("datasets/") {
+            t.repo.to_string()
+        } else {
+            format!("models/{}", t.repo)
         };
         let mut url = format!(
             "{}/api/{api_repo}/tree/{}",

@@ -174,7 +174,6 @@ impl Hub {
         let wanted = Wanted {
             first: vec!["modules.json".into()],
             rest: &model_rest,
-            globs: false,
         };
         self.download(RepoKind::Model, repo, revision, &wanted, progress)
     }
@@ -183,10 +182,9 @@ impl Hub {
     /// `test.jsonl` or `test.jsonl.gz` or `data/test-*.parquet`, a glob standing for every
     /// file of its folder that matches) of dataset `repo` at `revision`, and returns the
     /// snapshot folder. The first group is asked for at `revision`; the others at the commit it
-    /// resolved to. Globs are expanded by the hub's tree API, so with one among the groups an
-    /// online run always asks the hub; offline, one match in the cache satisfies a glob (the
-    /// reader checks that a set of shards is whole). Panics when `files` is empty (there is
-    /// nothing to resolve the revision by).
+    /// resolved to. Globs are expanded by the hub's tree API; a group whose only cached files
+    /// are a glob's is asked for again online (`cache::first_missing`). Panics when `files` is
+    /// empty (there is nothing to resolve the revision by).
     pub fn download_dataset(
         &self,
         repo: &str,
@@ -201,7 +199,6 @@ impl Hub {
         let wanted = Wanted {
             first: first.clone(),
             rest: &rest,
-            globs: files.iter().flatten().any(|f| Glob::new(f).is_some()),
         };
         self.download(RepoKind::Dataset, repo, revision, &wanted, progress)
     }
@@ -224,12 +221,8 @@ impl Hub {
         if self.opts.offline {
             return cached("HF_HUB_OFFLINE is set".into());
         }
-        // A commit's files never change: a complete snapshot of it needs no question. (A glob's
-        // files are known complete only from the listing: one shard of three may be all that an
-        // interrupted run left.)
-        if is_commit(revision)
-            && !wanted.globs
-            && first_missing(&cache.snapshot(revision), wanted)?.is_none()
+        // A commit's files never change: a complete snapshot of it needs no question.
+        if is_commit(revision) && first_missing(&cache.snapshot(revision), wanted, true)?.is_none()
         {
             return Ok(cache.snapshot(revision));
         }
@@ -248,7 +241,7 @@ impl Hub {
         };
         let commit = first[0].1.commit.clone();
         let snapshot = cache.snapshot(&commit);
-        if !wanted.globs && first_missing(&snapshot, wanted)?.is_none() {
+        if first_missing(&snapshot, wanted, true)?.is_none() {
             self.set_ref(&cache, revision, &commit)?;
             return Ok(snapshot);
         }
@@ -285,33 +278,13 @@ impl Hub {
         candidates: &[String],
     ) -> Result<Vec<(String, FileMeta)>, HubError> {
         for candidate in candidates {
-            check_relative(&Target {
-                file: candidate,
-                ..*base
-            })?;
-            let files = match Glob::new(candidate) {
-                None => vec![candidate.clone()],
-                Some(glob) => match self.http.list(
-                    &self.opts,
-                    &Target {
-                        file: glob.folder(),
-                        ..*base
-                    },
-                ) {
-                    Err(HubError::FileNotFound { .. }) => continue,
-                    Err(e) => return Err(e),
-                    Ok(listed) => glob.select(listed),
-                },
-            };
-            let mut found = Vec::with_capacity(files.len());
-            for file in files {
-                match self.http.metadata(
-                    &self.opts,
-                    &Target {
-                        file: &file,
-                        ..*base
-                    },
-                ) {
+            let mut found = vec![];
+            for file in self.expand(base, candidate)? {
+                let t = Target {
+                    file: &file,
+                    ..*base
+                };
+                match self.http.metadata(&self.opts, &t) {
                     Ok(meta) => found.push((file, meta)),
                     Err(HubError::FileNotFound { .. }) if found.is_empty() => break,
                     Err(e) => return Err(e),
@@ -326,6 +299,27 @@ impl Hub {
             revision: base.revision_label(),
             file: candidates.join(" or "),
         })
+    }
+
+    /// The files `candidate` names at `base.revision`: itself, or a glob's matches in its folder
+    /// as the tree API lists them (none when the repo lacks the folder).
+    fn expand(&self, base: &Target, candidate: &str) -> Result<Vec<String>, HubError> {
+        check_relative(&Target {
+            file: candidate,
+            ..*base
+        })?;
+        let Some(glob) = Glob::new(candidate) else {
+            return Ok(vec![candidate.to_string()]);
+        };
+        let folder = Target {
+            file: glob.folder(),
+            ..*base
+        };
+        match self.http.list(&self.opts, &folder) {
+            Ok(listed) => Ok(glob.select(listed)),
+            Err(HubError::FileNotFound { .. }) => Ok(vec![]),
+            Err(e) => Err(e),
+        }
     }
 
     /// Downloads the blob unless the cache has it, and links it into the snapshot.
@@ -383,7 +377,7 @@ impl Hub {
                 .ok_or_else(|| not_cached(wanted.first.join(" or ")))?
         };
         let snapshot = cache.snapshot(&commit);
-        match first_missing(&snapshot, wanted)? {
+        match first_missing(&snapshot, wanted, false)? {
             None => Ok(snapshot),
             Some(file) => Err(not_cached(file)),
         }

@@ -321,6 +321,13 @@ impl Request {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// The query parameter `name`'s value, as sent (not decoded).
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    }
 }
 
 fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
@@ -522,10 +529,9 @@ fn route(req: &Request, state: &State) -> Response {
         ("GET" | "HEAD", ["lfs-store", sha]) => lfs_store(req, state, sha),
         (_, ["api", kind @ ("models" | "datasets"), owner, name, op, rev, path @ ..]) => {
             let repo = repo_key(*kind == "datasets", owner, name);
-            let page = lock(&state.faults).tree_page_size;
             let path = path.join("/");
             with_repo(req, state, &repo, rev, |r| {
-                api(req, &repo, r, op, &path, page)
+                api(req, state, &repo, r, op, &path)
             })
         }
         ("GET" | "HEAD", _) => match file_segs {
@@ -650,11 +656,7 @@ fn file(req: &Request, state: &State, repo: &str, r: &Repo, path: &str, raw: boo
 }
 
 fn lfs_store(req: &Request, state: &State, sha: &str) -> Response {
-    let wanted = req
-        .query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("file="))
-        .map(percent_decode);
+    let wanted = req.param("file").map(percent_decode);
     let repos = lock(&state.repos);
     let found = repos.iter().find_map(|(id, r)| {
         r.files.iter().find_map(|(path, data)| {
@@ -724,8 +726,8 @@ fn parse_range(v: &str) -> Option<(usize, Option<usize>)> {
 }
 
 /// The listing API: `revision`, `tree`, `paths-info`.
-/// `path`: the folder after the revision (`tree/{rev}/{folder}`); `page`: entries per tree page.
-fn api(req: &Request, repo: &str, r: &Repo, op: &str, path: &str, page: Option<usize>) -> Response {
+/// `path`: the folder after the revision (`tree/{rev}/{folder}`).
+fn api(req: &Request, state: &State, repo: &str, r: &Repo, op: &str, path: &str) -> Response {
     let entry = |path: &str| -> Value {
         match r.files.get(path) {
             Some(data) if is_lfs(path) => {
@@ -771,10 +773,7 @@ fn api(req: &Request, repo: &str, r: &Repo, op: &str, path: &str, page: Option<u
                                    "siblings": siblings }))
         }
         ("GET", "tree") => {
-            let recursive = req
-                .query
-                .split('&')
-                .any(|kv| kv == "recursive=true" || kv == "recursive=True");
+            let recursive = matches!(req.param("recursive"), Some("true" | "True"));
             if !path.is_empty() && !dirs.contains(path) {
                 return Response::error(404, "EntryNotFound", &format!("{path} does not exist"));
             }
@@ -791,13 +790,12 @@ fn api(req: &Request, repo: &str, r: &Repo, op: &str, path: &str, page: Option<u
                 .collect();
             // Paged as the hub pages (a cursor in the query, `Link: <…>; rel="next"`) when
             // `tree_page_size` is set.
+            let page = lock(&state.faults).tree_page_size;
             let Some(size) = page.filter(|&n| n > 0 && listed.len() > n) else {
                 return Response::json(Value::Array(listed));
             };
             let from: usize = req
-                .query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("cursor="))
+                .param("cursor")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
             let to = (from + size).min(listed.len());
