@@ -233,13 +233,12 @@ impl Instructor {
     ) -> Result<Embeddings> {
         let dim = self.dim();
         let mut data = vec![0f32; inputs.len() * dim];
-        let tokens = self.checked_tokens(inputs, opts)?;
-        for (i, tokens) in tokens.chunks(opts.batch_size).enumerate() {
-            let first = i * opts.batch_size;
+        self.run_batches(inputs, opts, async |first, tokens| {
             let rows = self.embed_tokens(tokens, opts.normalize).await?;
             data[first * dim..first * dim + rows.len()].copy_from_slice(&rows);
-            self.report(opts, first + tokens.len(), inputs.len());
-        }
+            Ok(())
+        })
+        .await?;
         Ok(Embeddings {
             data,
             rows: inputs.len(),
@@ -275,6 +274,11 @@ impl Instructor {
         self.backend.name()
     }
 
+    /// The wgpu adapter's description when the model runs on wgpu; `None` on candle.
+    pub fn adapter(&self) -> Option<String> {
+        self.backend.adapter()
+    }
+
     /// Why [`BackendKind::Auto`] chose candle rather than wgpu.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
@@ -295,10 +299,8 @@ impl Instructor {
     ) -> Result<Vec<TokenEmbeddings>> {
         let mut out = Vec::with_capacity(inputs.len());
         let d = self.config.t5.d_model;
-        let tokens = self.checked_tokens(inputs, opts)?;
-        for (i, tokens) in tokens.chunks(opts.batch_size).enumerate() {
-            let first = i * opts.batch_size;
-            let hidden = pollster::block_on(self.backend.hidden(tokens))?;
+        pollster::block_on(self.run_batches(inputs, opts, async |_, tokens| {
+            let hidden = self.backend.hidden(tokens).await?;
             let mut start = 0;
             for t in tokens {
                 let end = start + t.ids.len() * d;
@@ -309,25 +311,32 @@ impl Instructor {
                 });
                 start = end;
             }
-            self.report(opts, first + tokens.len(), inputs.len());
-        }
+            Ok(())
+        }))?;
         Ok(out)
     }
 
-    /// Tokenizes the inputs for encoding in batches of `opts.batch_size`, in input order
-    /// (batches are packed, so sorting by length as the reference does would save nothing).
-    fn checked_tokens(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Vec<Tokens>> {
+    /// Tokenizes the inputs and runs `f(first, batch)` on batches of `opts.batch_size`, in input
+    /// order (batches are packed, so sorting by length as the reference does would save
+    /// nothing), telling `opts.progress` after each.
+    async fn run_batches(
+        &self,
+        inputs: &[Input],
+        opts: &EncodeOptions<'_>,
+        mut f: impl AsyncFnMut(usize, &[Tokens]) -> Result<()>,
+    ) -> Result<()> {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch_size must be at least 1".into()));
         }
-        self.tokenize(inputs, opts.max_seq_length)
-    }
-
-    /// Tells `opts.progress`, if any, that `done` of `total` inputs are embedded.
-    fn report(&self, opts: &EncodeOptions, done: usize, total: usize) {
-        if let Some(progress) = opts.progress {
-            progress(done, total);
+        let tokens = self.tokenize(inputs, opts.max_seq_length)?;
+        for (i, batch) in tokens.chunks(opts.batch_size).enumerate() {
+            let first = i * opts.batch_size;
+            f(first, batch).await?;
+            if let Some(progress) = opts.progress {
+                progress(first + batch.len(), inputs.len());
+            }
         }
+        Ok(())
     }
 }
 

@@ -175,6 +175,15 @@ impl Backend {
         }
     }
 
+    /// The wgpu adapter's description when the model is on wgpu; `None` on candle.
+    pub fn adapter(&self) -> Option<String> {
+        match self {
+            Backend::Candle(_) => None,
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(g) => Some(g.gpu().name()),
+        }
+    }
+
     #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
     pub fn wgpu(&self) -> Option<&wgpu::WgpuEncoder> {
         match self {

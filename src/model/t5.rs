@@ -349,7 +349,6 @@ pub(crate) struct StemWeights {
     /// `[buckets, heads]`, shared by every layer.
     pub relative_bias: Tensor,
     pub final_norm: Tensor,
-    pub activation: Activation,
 }
 
 /// One block's weights; matrices are `[out, in]` as in the checkpoint.
@@ -389,12 +388,11 @@ impl Block {
 
 #[cfg(feature = "wgpu")]
 impl Stem {
-    fn weights(&self, activation: Activation) -> StemWeights {
+    fn weights(&self) -> StemWeights {
         StemWeights {
             embed: self.embed.embeddings().clone(),
             relative_bias: self.relative_bias.embeddings().clone(),
             final_norm: self.final_norm.weight.clone(),
-            activation,
         }
     }
 }
@@ -409,7 +407,7 @@ impl T5Encoder {
         for (i, b) in self.blocks.iter().enumerate() {
             visit(i, b.weights())?;
         }
-        Ok(self.stem.weights(self.activation))
+        Ok(self.stem.weights())
     }
 
     /// [`visit_weights`](Self::visit_weights) without loading the encoder: reads block after
@@ -428,7 +426,7 @@ impl T5Encoder {
             visit(i, block.weights())?;
         }
         let stem = Stem::load(vb, cfg).map_err(&load_err)?;
-        Ok(stem.weights(cfg.feed_forward_proj.activation))
+        Ok(stem.weights())
     }
 }
 

@@ -224,8 +224,7 @@ impl WasmModel {
 
     /// The WebGPU adapter's description, when on WebGPU.
     pub fn adapter(&self) -> Option<String> {
-        let backend = self.inner.backend();
-        backend.strip_prefix("wgpu: ").map(str::to_owned)
+        self.inner.adapter()
     }
 
     /// Why `auto` chose the CPU.

@@ -268,7 +268,7 @@ impl WgpuEncoder {
             rel_bias: vector("relative_attention_bias", &stem.relative_bias)?,
             blocks,
             final_norm: vector("final_layer_norm", &stem.final_norm)?,
-            ff_act: ffn_act(stem.activation)?,
+            ff_act: ffn_act(cfg.feed_forward_proj.activation)?,
             head_layers,
             widest: widest as u32,
             dim: width as u32,
@@ -295,11 +295,6 @@ impl WgpuEncoder {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_blocking(&self, batch: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
         pollster::block_on(self.embed(batch, normalize))
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn hidden_blocking(&self, batch: &[Tokens]) -> Result<Vec<f32>> {
-        pollster::block_on(self.hidden(batch))
     }
 
     /// Activation buffers for at least `tokens`, `inputs` and sequences of `max_len`, reusing
