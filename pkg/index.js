@@ -228,8 +228,8 @@ export class Instructor {
       device: model.device(),
       adapter: model.adapter() ?? null,
       fallbackReason: model.fallbackReason() ?? dev.fallbackReason,
-      // WebGPU runs the matrix products on the GPU, not on the CPU's threads.
-      threads: model.device() === 'webgpu' ? 1 : wasm.threads(),
+      // A model on WebGPU is always on the single-threaded build: 1.
+      threads: wasm.threads(),
     });
   }
 

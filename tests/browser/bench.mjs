@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startStatic, startHub, launchBrowser, openPage } from './harness.mjs';
+import { ROOT, startStatic, startHub, launchBrowser, openPage, randomModel } from './harness.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,10 +27,7 @@ function cargo(args, env = {}) {
   return execFileSync('cargo', args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
 }
 
-if (!fs.existsSync(path.join(modelDir, 'modules.json'))) {
-  console.error(`bench: writing a random-weight ${shape}-shape model to ${modelDir}`);
-  cargo(['run', '--quiet', '--release', '--example', 'random_model', '--', shape, modelDir]);
-}
+const weightsBytes = randomModel(shape, modelDir);
 
 const pairsFile = arg('pairs-file', path.join(ROOT, 'benches/pairs.jsonl'));
 let lines = fs.readFileSync(pairsFile, 'utf8').split('\n').filter((l) => l.trim());
@@ -113,7 +110,6 @@ if (wasm1.threads !== 1 || !(wasmN.threads > 1) || !(wasmNWorker.threads > 1)) {
   throw new Error(`bench: expected 1 and N > 1 threads, got ${wasm1.threads}, ${wasmN.threads}, ${wasmNWorker.threads}`);
 }
 
-const weightsBytes = fs.statSync(path.join(modelDir, fs.existsSync(path.join(modelDir, 'model.safetensors')) ? 'model.safetensors' : 'pytorch_model.bin')).size;
 const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const tps = (r) => r.tokens_per_s.toFixed(0);
 const ratio = (a, b) => `${(a.tokens_per_s / b.tokens_per_s).toFixed(2)}x`;

@@ -5,10 +5,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSuite, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { startSuite, fixtureCases, expected, maxDiff, MODELS, repo } from './harness.mjs';
 
-const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
-const repo = (m) => `fixtures/${m}`;
 const pairs = fixtureCases();
 
 let suite, hub, page, loadEncode;

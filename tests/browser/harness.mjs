@@ -124,17 +124,37 @@ export async function launchBrowser({ webgpu = false } = {}) {
   };
 }
 
-/** Opens the test page (which imports the package as a plain ES module) and waits for it. */
-export async function openPage(context, staticUrl, page = 'test.html') {
+/**
+ * Opens a page and waits until `ready` holds in it: by default the test page (which imports the
+ * package as a plain ES module) with the package loaded.
+ */
+export async function openPage(context, staticUrl, { path: page = '/tests/browser/pages/test.html', ready = () => window.IE !== undefined } = {}) {
   const p = await context.newPage();
   p.on('console', (m) => {
     if (m.type() === 'error' || process.env.BROWSER_LOG) console.error(`[browser] ${m.text()}`);
   });
   p.on('pageerror', (e) => console.error(`[browser error] ${e.message}`));
-  await p.goto(`${staticUrl}/tests/browser/pages/${page}`);
-  await p.waitForFunction(() => window.IE !== undefined, null, { timeout: 30000 });
+  await p.goto(`${staticUrl}${page}`);
+  await p.waitForFunction(ready, null, { timeout: 30000 });
   return p;
 }
+
+/**
+ * Writes a random-weight model of `shape` (examples/random_model.rs: base, large, small, ...) to
+ * `dir` unless a model is there already; returns the size of its encoder weights file.
+ */
+export function randomModel(shape, dir) {
+  if (!fs.existsSync(path.join(dir, 'modules.json'))) {
+    console.error(`writing a random-weight ${shape}-shape model to ${dir}`);
+    execFileSync('cargo', ['run', '--quiet', '--example', 'random_model', '--', shape, dir], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+  const file = ['model.safetensors', 'pytorch_model.bin'].find((f) => fs.existsSync(path.join(dir, f)));
+  return fs.statSync(path.join(dir, file)).size;
+}
+
+/** The fixture models every suite checks, and their repos on the mock hub. */
+export const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
+export const repo = (m) => `fixtures/${m}`;
 
 export function fixtureCases() {
   return fs
@@ -163,25 +183,29 @@ export function maxDiff(data, dim, cases) {
 }
 
 /**
+ * In a test page: loads `repo` from the hub at `hubUrl` and embeds the fixture pairs
+ * (`T.loadAndEncode`; `flags`: `{ worker, encode }`).
+ */
+export function loadEncode(page, hubUrl, repo, options = {}, flags = {}) {
+  return page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [repo, { hubUrl, ...options }, fixtureCases(), flags]);
+}
+
+/**
  * What a test file of the package needs, started: the static server, the mock hub over the
  * fixture models, Chromium (`launchBrowser`'s options) and the test page. `stop` ends them all;
- * `loadEncode(repo, options, flags)` loads a model from this hub and embeds the fixture pairs
- * (`T.loadAndEncode` in the page).
+ * `loadEncode(repo, options, flags)` is [`loadEncode`] in that page with that hub.
  */
 export async function startSuite(browserOptions = {}) {
   const web = await startStatic();
   const hub = await startHub();
   const browser = await launchBrowser(browserOptions);
   const page = await openPage(browser.context, web.url);
-  const pairs = fixtureCases();
   return {
     web,
     hub,
     browser,
     page,
-    pairs,
-    loadEncode: (repo, options = {}, flags = {}) =>
-      page.evaluate(([r, o, p, f]) => T.loadAndEncode(r, o, p, f), [repo, { hubUrl: hub.url, ...options }, pairs, flags]),
+    loadEncode: (repo, options = {}, flags = {}) => loadEncode(page, hub.url, repo, options, flags),
     async stop() {
       await browser.close();
       await hub.stop();

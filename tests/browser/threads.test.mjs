@@ -6,11 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
-
-const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
-const repo = (m) => `fixtures/${m}`;
-const pairs = fixtureCases();
+import { startStatic, startHub, launchBrowser, openPage, loadEncode, expected, maxDiff, MODELS, repo } from './harness.mjs';
 
 let isolatedWeb, plainWeb, cspWeb, hub, browser, isolated, plain;
 
@@ -34,22 +30,11 @@ after(async () => {
 });
 
 /** Loads and encodes the fixture pairs in `page`; `worker` uses InstructorWorker. */
-const run = (page, m, worker = false) =>
-  page.evaluate(
-    async ([r, hubUrl, pairs, worker]) => {
-      const model = await (worker ? IE.InstructorWorker : IE.Instructor).load(r, { hubUrl });
-      const out = await model.encode(pairs);
-      const threads = model.threads;
-      await model.dispose();
-      return {
-        data: Array.from(out.data),
-        threads,
-        isolated: crossOriginIsolated,
-        cores: navigator.hardwareConcurrency,
-      };
-    },
-    [repo(m), hub.url, pairs, worker],
-  );
+async function run(page, m, worker = false) {
+  const { data, info } = await loadEncode(page, hub.url, repo(m), {}, { worker });
+  const [isolated, cores] = await page.evaluate(() => [crossOriginIsolated, navigator.hardwareConcurrency]);
+  return { data, threads: info.threads, isolated, cores };
+}
 
 test('a page with COOP/COEP is isolated, runs one thread per core, and matches the Python reference', async () => {
   for (const m of MODELS) {

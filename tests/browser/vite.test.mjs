@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startStatic, startHub, launchBrowser, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { ROOT, startStatic, startHub, launchBrowser, openPage, fixtureCases, expected, maxDiff, repo } from './harness.mjs';
 
 const APP = path.join(ROOT, 'tests/browser/vite');
 const VITE = path.join(ROOT, 'tests/browser/node_modules/.bin/vite');
@@ -38,12 +38,9 @@ after(async () => {
 
 /** Opens the built app at `web` and embeds the fixture pairs, on the page or in the worker. */
 async function embed(web, worker) {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (e) => console.error(`[browser error] ${e.message}`));
+  const page = await openPage(browser.context, web.url, { path: '/', ready: () => window.ready });
   try {
-    await page.goto(`${web.url}/`);
-    await page.waitForFunction(() => window.ready, null, { timeout: 30000 });
-    return await page.evaluate(([r, h, p, w]) => window.embed(r, h, p, w), [`fixtures/${MODEL}`, hub.url, fixtureCases(), worker]);
+    return await page.evaluate(([r, h, p, w]) => window.embed(r, h, p, w), [repo(MODEL), hub.url, fixtureCases(), worker]);
   } finally {
     await page.close();
   }

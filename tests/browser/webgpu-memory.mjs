@@ -5,11 +5,9 @@
 //
 //   node tests/browser/webgpu-memory.mjs [--shape base] [--dir DIR]
 
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { ROOT, startStatic, startHub, launchBrowser, openPage } from './harness.mjs';
+import { startStatic, startHub, launchBrowser, openPage, randomModel } from './harness.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,11 +16,7 @@ const arg = (name, def) => {
 const shape = arg('shape', 'base');
 const parent = arg('dir', path.join(os.tmpdir(), 'instructor-memory'));
 const modelDir = path.join(parent, 'fixtures', shape);
-if (!fs.existsSync(path.join(modelDir, 'modules.json'))) {
-  console.error(`webgpu-memory: writing a random-weight ${shape}-shape model to ${modelDir}`);
-  execFileSync('cargo', ['run', '--quiet', '--example', 'random_model', '--', shape, modelDir], { cwd: ROOT, stdio: 'inherit' });
-}
-const weights = fs.statSync(path.join(modelDir, 'model.safetensors')).size;
+const weights = randomModel(shape, modelDir);
 
 const web = await startStatic();
 const hub = await startHub({ root: path.join(parent, 'fixtures') });

@@ -10,11 +10,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { ROOT, startSuite, startStatic, startHub, openPage, fixtureCases, expected, maxDiff } from './harness.mjs';
+import { startSuite, startStatic, startHub, openPage, randomModel, loadEncode as loadEncodeIn, fixtureCases, expected, maxDiff, MODELS, repo } from './harness.mjs';
 
-const MODELS = ['tiny-relu-bin', 'tiny-gelu-st', 'tiny-relu-f16'];
-const repo = (m) => `fixtures/${m}`;
 const pairs = fixtureCases();
 
 let suite, web, hub, browser, page, loadEncode;
@@ -102,19 +99,12 @@ test('on a cross-origin isolated page, WebGPU runs on the single-threaded build 
   const isolatedWeb = await startStatic({ isolated: true });
   const p = await openPage(browser.context, isolatedWeb.url);
   try {
-    const out = await p.evaluate(
-      async ([r, hubUrl, pairs]) => {
-        const run = async (device) => {
-          const model = await IE.Instructor.load(r, { hubUrl, device });
-          const data = Array.from((await model.encode(pairs)).data);
-          const { threads, fallbackReason } = model;
-          await model.dispose();
-          return { device: model.device, threads, fallbackReason, data };
-        };
-        return { isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency, gpu: await run('webgpu'), auto: await run('auto') };
-      },
-      [repo(m), hub.url, pairs],
-    );
+    const run = async (device) => {
+      const { data, info } = await loadEncodeIn(p, hub.url, repo(m), { device });
+      return { ...info, data };
+    };
+    const [isolated, cores] = await p.evaluate(() => [crossOriginIsolated, navigator.hardwareConcurrency]);
+    const out = { isolated, cores, gpu: await run('webgpu'), auto: await run('auto') };
     assert.equal(out.isolated, true);
     assert.equal(out.gpu.device, 'webgpu');
     assert.equal(out.gpu.threads, 1);
@@ -135,10 +125,7 @@ test('weights stream to the GPU: wasm memory grows by far less than the model', 
   // A random-weight model whose blocks outweigh its embedding table, as in the real checkpoints.
   const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'instructor-stream-'));
   const dir = path.join(parent, 'fixtures', 'small');
-  const target = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
-  execFileSync('cargo', ['build', '--quiet', '--example', 'random_model'], { cwd: ROOT, stdio: 'inherit' });
-  execFileSync(path.join(target, 'debug/examples/random_model'), ['small', dir]);
-  const weights = fs.statSync(path.join(dir, 'model.safetensors')).size;
+  const weights = randomModel('small', dir);
   const bigHub = await startHub({ root: path.join(parent, 'fixtures') });
   try {
     // Each load in a fresh page (a fresh wasm instance): wasm memory never shrinks, so memory
