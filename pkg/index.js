@@ -99,7 +99,10 @@ export async function init(wasmUrl) {
  * Where the model runs: `{ module, device, fallbackReason }`, `device` being what the wasm side
  * is asked for. 'auto' looks for a WebGPU adapter first: none, or only a software one
  * (SwiftShader: the CPU path is faster), means the CPU with that reason; a hardware adapter means
- * the wasm side tries it and falls back by itself if the model does not fit.
+ * the wasm side tries it and falls back by itself if the model does not fit. This probe stays in
+ * JS because it picks which wasm build to fetch (threaded CPU or WebGPU) before any wasm exists;
+ * the names are the core's `Device` names ('webgpu' is its `wgpu`), and its reasons are worded
+ * as the core's (`Error::Device`).
  */
 async function pickDevice(device, wasmUrl) {
   const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
@@ -110,10 +113,10 @@ async function pickDevice(device, wasmUrl) {
     case 'auto': {
       if (!gpu) return cpu('WebGPU is not available in this browser (no navigator.gpu)');
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
-      if (!adapter) return cpu('gpu: no GPU adapter: WebGPU offers none here');
+      if (!adapter) return cpu('wgpu: no GPU adapter: WebGPU offers none here');
       if (adapter.info?.isFallbackAdapter) {
         const name = adapter.info.description || adapter.info.architecture || 'unnamed adapter';
-        return cpu(`gpu: only a software adapter (${name}) was found, and the CPU path is faster`);
+        return cpu(`wgpu: only a software adapter (${name}) was found, and the CPU path is faster`);
       }
       return { module: await single(wasmUrl), device: 'auto', fallbackReason: null };
     }
@@ -208,8 +211,9 @@ export class Instructor {
     try {
       model = await wasm.WasmModel.load(`${repo}@${commit}`, files, dtype, dev.device);
     } catch (e) {
+      // The wasm side names the error's class from the core's error kind (crates/web: core_err).
       throw new InstructorError(`instructor-embed: ${repo}@${commit}: ${e?.message ?? e}`, {
-        name: dev.device === 'webgpu' ? 'GPUError' : 'ModelError',
+        name: ['GPUError', 'TypeError'].includes(e?.name) ? e.name : 'ModelError',
       });
     } finally {
       files.length = 0;

@@ -120,14 +120,60 @@ pub fn parse_modules(text: &str, file: &Path) -> Result<Vec<Module>> {
     Ok(modules)
 }
 
-/// Activation of a sentence-transformers Dense layer, named by its torch class.
+/// Every activation the model may use: the T5 feed-forward's (`feed_forward_proj`) and a Dense
+/// layer's (`activation_function`). The one list: the config accepts exactly these, the candle
+/// backend applies them ([`forward`](Self::forward)) and the wgpu kernels number them as
+/// `matmul.wgsl`'s `act` (the discriminants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenseActivation {
-    Identity,
-    Tanh,
-    Relu,
-    Gelu,
-    Sigmoid,
+pub enum Activation {
+    Identity = 0,
+    Relu = 1,
+    /// GELU's tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh = 2,
+    Tanh = 3,
+    /// Exact GELU (`gelu`, torch's `nn.GELU`).
+    GeluErf = 4,
+    Sigmoid = 5,
+    Silu = 6,
+}
+
+impl Activation {
+    /// A T5 `feed_forward_proj` activation as candle-transformers parses it; `None` when
+    /// unsupported.
+    pub fn from_t5(a: candle_nn::Activation) -> Option<Self> {
+        use candle_nn::Activation as A;
+        Some(match a {
+            A::Relu => Self::Relu,
+            A::Gelu => Self::GeluErf,
+            A::NewGelu | A::GeluPytorchTanh => Self::GeluTanh,
+            A::Silu => Self::Silu,
+            _ => return None,
+        })
+    }
+
+    /// A Dense layer's `activation_function`, by its torch class (`torch.nn.modules.activation.Tanh`).
+    pub fn from_torch_class(name: &str) -> Option<Self> {
+        Some(match name.rsplit('.').next().unwrap_or_default() {
+            "Identity" => Self::Identity,
+            "Tanh" => Self::Tanh,
+            "ReLU" => Self::Relu,
+            "GELU" => Self::GeluErf,
+            "Sigmoid" => Self::Sigmoid,
+            _ => return None,
+        })
+    }
+
+    pub fn forward(self, xs: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        match self {
+            Self::Identity => Ok(xs.clone()),
+            Self::Relu => xs.relu(),
+            Self::GeluTanh => xs.gelu(),
+            Self::Tanh => xs.tanh(),
+            Self::GeluErf => xs.gelu_erf(),
+            Self::Sigmoid => candle_nn::ops::sigmoid(xs),
+            Self::Silu => xs.silu(),
+        }
+    }
 }
 
 /// `2_Dense/config.json`.
@@ -136,14 +182,14 @@ pub struct DenseConfig {
     pub in_features: usize,
     pub out_features: usize,
     pub bias: bool,
-    pub activation: DenseActivation,
+    pub activation: Activation,
     /// Weight file of this layer.
     pub weights: PathBuf,
 }
 
 /// One step after pooling, in `modules.json` order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Head {
+pub enum HeadConfig {
     Dense(DenseConfig),
     Normalize,
 }
@@ -157,7 +203,7 @@ pub struct ModelConfig {
     pub do_lower_case: bool,
     pub tokenizer: PathBuf,
     pub weights: PathBuf,
-    pub heads: Vec<Head>,
+    pub heads: Vec<HeadConfig>,
 }
 
 impl ModelConfig {
@@ -211,9 +257,9 @@ impl ModelConfig {
                         ));
                     }
                     dim = dense.out_features;
-                    heads.push(Head::Dense(dense));
+                    heads.push(HeadConfig::Dense(dense));
                 }
-                ModuleKind::Normalize => heads.push(Head::Normalize),
+                ModuleKind::Normalize => heads.push(HeadConfig::Normalize),
             }
         }
 
@@ -234,8 +280,8 @@ impl ModelConfig {
             .iter()
             .rev()
             .find_map(|h| match h {
-                Head::Dense(d) => Some(d.out_features),
-                Head::Normalize => None,
+                HeadConfig::Dense(d) => Some(d.out_features),
+                HeadConfig::Normalize => None,
             })
             .unwrap_or(self.t5.d_model)
     }
@@ -263,6 +309,21 @@ pub fn needed_files(modules: &[Module]) -> (Vec<String>, Vec<Vec<String>>) {
         .filter(|w| !w.is_empty())
         .collect();
     (files, weights)
+}
+
+/// The files a model folder needs after its `modules.json` (which must be in `dir`), as groups of
+/// alternatives (one weights file of each weighted module): what the hub downloader fetches once
+/// it has `modules.json`.
+pub fn model_files(dir: &Path) -> Result<Vec<Vec<String>>> {
+    let file = dir.join("modules.json");
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+    let mut groups = vec![];
+    for module in parse_modules(&text, &file)? {
+        groups.extend(module.files().into_iter().map(|f| vec![f]));
+        groups.push(module.weight_files());
+    }
+    groups.retain(|g| !g.is_empty());
+    Ok(groups)
 }
 
 fn read(src: &dyn ModelSource, file: &str) -> Result<String> {
@@ -310,12 +371,7 @@ fn check_t5(t5: &T5Config, file: &Path) -> Result<()> {
     if t5.relative_attention_num_buckets < 4 {
         return bad("relative_attention_num_buckets", "must be at least 4");
     }
-    let act = t5.feed_forward_proj.activation;
-    use candle_nn::Activation as A;
-    if !matches!(
-        act,
-        A::Relu | A::Gelu | A::NewGelu | A::GeluPytorchTanh | A::Silu
-    ) {
+    if Activation::from_t5(t5.feed_forward_proj.activation).is_none() {
         return bad("feed_forward_proj", "unsupported activation");
     }
     Ok(())
@@ -376,22 +432,15 @@ fn parse_dense(src: &dyn ModelSource, rel: &str, module: &Module) -> Result<Dens
         "torch.nn.modules.linear.Identity".into()
     }
     let d: Dense = parse_json(src, rel)?;
-    let activation = match d.activation_function.rsplit('.').next().unwrap_or_default() {
-        "Identity" => DenseActivation::Identity,
-        "Tanh" => DenseActivation::Tanh,
-        "ReLU" => DenseActivation::Relu,
-        "GELU" => DenseActivation::Gelu,
-        "Sigmoid" => DenseActivation::Sigmoid,
-        _ => {
-            return Err(Error::config(
-                file,
-                format!(
-                    "field `activation_function`: unsupported `{}`",
-                    d.activation_function
-                ),
-            ))
-        }
-    };
+    let activation = Activation::from_torch_class(&d.activation_function).ok_or_else(|| {
+        Error::config(
+            file,
+            format!(
+                "field `activation_function`: unsupported `{}`",
+                d.activation_function
+            ),
+        )
+    })?;
     Ok(DenseConfig {
         in_features: d.in_features,
         out_features: d.out_features,

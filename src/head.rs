@@ -1,25 +1,22 @@
 //! What follows pooling in `modules.json`: sentence-transformers' Dense and Normalize layers.
 
-use crate::config::DenseActivation;
+use crate::config::{Activation, DenseConfig};
 use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
 
-/// A loaded head layer.
+/// A loaded head layer (its description is [`HeadConfig`](crate::config::HeadConfig)).
 #[derive(Debug, Clone)]
-pub enum Layer {
+pub enum Head {
     Dense {
         linear: Linear,
-        activation: DenseActivation,
+        activation: Activation,
     },
     Normalize,
 }
 
-impl Layer {
+impl Head {
     /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`).
-    pub fn dense_from(
-        vb: VarBuilder,
-        cfg: &crate::config::DenseConfig,
-    ) -> candle_core::Result<Self> {
+    pub fn dense_from(vb: VarBuilder, cfg: &DenseConfig) -> candle_core::Result<Self> {
         let vb = vb.pp("linear");
         let weight = vb.get((cfg.out_features, cfg.in_features), "weight")?;
         let bias = if cfg.bias {
@@ -27,7 +24,7 @@ impl Layer {
         } else {
             None
         };
-        Ok(Layer::Dense {
+        Ok(Head::Dense {
             linear: Linear::new(weight, bias),
             activation: cfg.activation,
         })
@@ -36,17 +33,8 @@ impl Layer {
     /// Applies the layer to `[batch, dim]` f32 embeddings.
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Layer::Normalize => l2_normalize(xs),
-            Layer::Dense { linear, activation } => {
-                let ys = linear.forward(xs)?;
-                match activation {
-                    DenseActivation::Identity => Ok(ys),
-                    DenseActivation::Tanh => ys.tanh(),
-                    DenseActivation::Relu => ys.relu(),
-                    DenseActivation::Gelu => ys.gelu_erf(),
-                    DenseActivation::Sigmoid => candle_nn::ops::sigmoid(&ys),
-                }
-            }
+            Head::Normalize => l2_normalize(xs),
+            Head::Dense { linear, activation } => activation.forward(&linear.forward(xs)?),
         }
     }
 }

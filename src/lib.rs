@@ -2,11 +2,13 @@
 //! reference InstructorEmbedding package computes them: the instruction is attended to by the
 //! T5 encoder but left out of the mean pooling, then the Dense layer and the normalisation.
 //!
-//! Data flows through the modules in this order:
-//! [`config`] (model folder) → [`tokenize`] → [`model`] (T5 encoder) → [`pooling`] → [`head`]
-//! (Dense / Normalize). [`Instructor`] ties them together; it is the one encode path, and the
-//! forward pass [`train`] fine-tunes through. The encoder, pooling and head run on a [`backend`]:
-//! candle (CPU/CUDA), or wgpu with the `wgpu` feature.
+//! The path of one embedding, module by module:
+//! [`input`] (pairs, tokens) → [`config`] (the model folder) → [`source`] (its bytes: a folder,
+//! or memory in the browser) → [`tokenize`] → [`model`] (the T5 encoder, read from the
+//! checkpoint) → [`backend`] (where it runs: the one [`Device`]; candle, or wgpu with the `wgpu`
+//! feature) → [`pooling`] → [`head`] (Dense / Normalize) → [`Instructor`] (load, the one batch
+//! loop, encode). Nothing here knows about HTTP, result files, training or JS: the hub, eval,
+//! train, the CLI and the bindings are crates of this workspace that use this one.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
@@ -19,24 +21,30 @@
 //! # Ok::<(), instructor::Error>(())
 //! ```
 
-pub mod backend;
-pub mod config;
-mod embed;
-mod error;
-pub mod eval;
-pub mod head;
-#[cfg(all(feature = "hub", not(target_arch = "wasm32")))]
-pub mod hub;
-pub mod model;
-pub mod pooling;
-pub mod source;
-pub mod tokenize;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod train;
-#[cfg(target_arch = "wasm32")]
-pub mod web;
+// In the order data flows through them (blank lines keep rustfmt from sorting them).
+pub mod input;
 
-pub use backend::BackendKind;
-pub use embed::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions, TokenEmbeddings};
-pub use error::{Error, Result};
+pub mod config;
+
+pub mod source;
+
+pub mod tokenize;
+
+pub mod model;
+
+pub mod backend;
+
+pub mod pooling;
+
+pub mod head;
+
+mod instructor;
+
+mod error;
+
+pub use backend::candle::Batch;
+pub use backend::Device;
+pub use error::{Error, ErrorKind, Result};
+pub use input::{Input, Tokens};
+pub use instructor::{Embeddings, EncodeOptions, Instructor, LoadOptions, TokenEmbeddings};
 pub use model::Dtype;

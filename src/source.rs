@@ -161,6 +161,7 @@ impl MemorySource {
     }
 
     /// Reads every file of a folder (recursively) into memory; for tests of the in-memory path.
+    #[cfg(feature = "testing")]
     pub fn from_folder_contents(dir: impl AsRef<Path>) -> Result<Self> {
         fn walk(base: &Path, dir: &Path, src: &mut MemorySource) -> Result<()> {
             for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {

@@ -5,23 +5,13 @@
 //! number of leading positions left out of the mean. A count of one or less masks nothing.
 
 use crate::error::{Error, Result};
-use crate::Input;
-use std::path::Path;
+use crate::input::{Input, Tokens};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// Python's `str.strip()`: Unicode whitespace plus the four ASCII separators U+001C..U+001F,
 /// which Python's `isspace` counts and Rust's `char::is_whitespace` does not.
 pub fn py_strip(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
-}
-
-/// One tokenized input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tokens {
-    /// Ids of `(instruction + text).strip()`, `</s>` included, truncated to `max_seq_length`.
-    pub ids: Vec<u32>,
-    /// Leading positions excluded from pooling.
-    pub instruction_len: usize,
 }
 
 /// The model's tokenizer (`tokenizer.json`) with INSTRUCTOR's input rules.
@@ -32,10 +22,6 @@ pub struct InstructorTokenizer {
 }
 
 impl InstructorTokenizer {
-    pub fn from_file(path: &Path, lowercase: bool) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, lowercase).map_err(|e| Error::config(path, e))
-    }
 
     pub fn from_bytes(json: &[u8], lowercase: bool) -> Result<Self> {
         let mut inner = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(e.to_string()))?;

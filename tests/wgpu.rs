@@ -9,17 +9,15 @@
 mod common;
 
 use common::*;
-use instructor::backend::wgpu::{testing, Act, Gpu, Mode, Storage, WgpuEncoder, WgpuOptions};
-use instructor::config::{Head, ModelConfig};
-use instructor::head::Layer;
-use instructor::model::{load_weights, T5Encoder};
-use instructor::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
+use instructor::backend::wgpu::{testing, Gpu, Mode, Storage, WgpuOptions};
+use instructor::config::Activation as Act;
+use instructor::{Device, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
 use std::sync::OnceLock;
 
 /// The shared device for kernel tests, or `None` (after saying so) when there is no adapter.
 fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new_blocking() {
+    GPU.get_or_init(|| match testing::gpu() {
         Ok(g) => {
             eprintln!("wgpu adapter: {}", g.name());
             Some(g)
@@ -300,12 +298,8 @@ fn short_cases() -> Vec<Input> {
         .collect()
 }
 
-fn load(name: &str, backend: BackendKind, dtype: Dtype) -> Instructor {
-    let opts = LoadOptions {
-        backend,
-        dtype,
-        ..Default::default()
-    };
+fn load(name: &str, device: Device, dtype: Dtype) -> Instructor {
+    let opts = LoadOptions { device, dtype };
     Instructor::load(model_dir(name), &opts).unwrap()
 }
 
@@ -321,8 +315,8 @@ fn models_match_candle_and_reference_within_1e4() {
         ..Default::default()
     };
     for name in MODELS {
-        let cpu = load(name, BackendKind::Candle, Dtype::F32);
-        let gpu = load(name, BackendKind::Wgpu, Dtype::F32);
+        let cpu = load(name, Device::Cpu, Dtype::F32);
+        let gpu = load(name, Device::Wgpu, Dtype::F32);
         assert!(gpu.backend().starts_with("wgpu"), "{}", gpu.backend());
         let exp = expected(name);
         let want = cpu.encode(&inputs, &Default::default()).unwrap();
@@ -355,7 +349,7 @@ fn f16_storage_and_arithmetic_within_bound() {
     let Some(gpu) = gpu() else { return };
     let inputs = short_cases();
     for name in MODELS {
-        let want = load(name, BackendKind::Candle, Dtype::F32)
+        let want = load(name, Device::Cpu, Dtype::F32)
             .encode(&inputs, &Default::default())
             .unwrap();
         let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -381,7 +375,7 @@ fn f16_storage_and_arithmetic_within_bound() {
             diffs.push(d);
         }
         // `Dtype::F16` picks f16 arithmetic where the adapter has it.
-        let loaded = load(name, BackendKind::Wgpu, Dtype::F16)
+        let loaded = load(name, Device::Wgpu, Dtype::F16)
             .encode(&inputs, &Default::default())
             .unwrap();
         assert_eq!(
@@ -397,7 +391,7 @@ fn batch_size_does_not_change_embeddings() {
         return;
     }
     let inputs = short_cases();
-    let model = load("tiny-gelu-st", BackendKind::Wgpu, Dtype::F32);
+    let model = load("tiny-gelu-st", Device::Wgpu, Dtype::F32);
     let all = model.encode(&inputs, &Default::default()).unwrap();
     for batch_size in [1, 3, 7] {
         let opts = EncodeOptions {
@@ -413,26 +407,9 @@ fn batch_size_does_not_change_embeddings() {
 /// new device.
 fn embed_with(name: &str, opts: WgpuOptions) -> Vec<f32> {
     let dir = model_dir(name);
-    let config = ModelConfig::from_folder(&dir).unwrap();
-    let weights = |file: &std::path::Path| {
-        load_weights(file, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap()
-    };
-    let encoder = T5Encoder::load(weights(&config.weights), &config.t5).unwrap();
-    let heads: Vec<Layer> = config
-        .heads
-        .iter()
-        .map(|h| match h {
-            Head::Normalize => Layer::Normalize,
-            Head::Dense(d) => Layer::dense_from(weights(&d.weights), d).unwrap(),
-        })
-        .collect();
     let model = Instructor::load(&dir, &LoadOptions::default()).unwrap();
     let tokens = model.tokenize(&short_cases(), None).unwrap();
-    let gpu = Gpu::new_blocking().unwrap();
-    WgpuEncoder::new_blocking(gpu, &encoder, &heads, opts)
-        .unwrap()
-        .embed_blocking(&tokens, false)
-        .unwrap()
+    testing::embed(&testing::load(&dir, opts).unwrap(), &tokens, false).unwrap()
 }
 
 #[test]
@@ -457,7 +434,7 @@ fn lost_device_is_an_error_and_the_model_loads_again() {
         return;
     }
     let inputs = short_cases();
-    let model = load("tiny-relu-bin", BackendKind::Wgpu, Dtype::F32);
+    let model = load("tiny-relu-bin", Device::Wgpu, Dtype::F32);
     let before = model.encode(&inputs, &Default::default()).unwrap();
     model.wgpu().unwrap().gpu().device().destroy();
     let err = model
@@ -468,7 +445,7 @@ fn lost_device_is_an_error_and_the_model_loads_again() {
         err.contains("lost") && err.contains("load the model again"),
         "{err}"
     );
-    let again = load("tiny-relu-bin", BackendKind::Wgpu, Dtype::F32);
+    let again = load("tiny-relu-bin", Device::Wgpu, Dtype::F32);
     assert_eq!(
         again.encode(&inputs, &Default::default()).unwrap().data,
         before.data
@@ -478,7 +455,7 @@ fn lost_device_is_an_error_and_the_model_loads_again() {
 #[test]
 fn auto_falls_back_to_candle_with_a_reason() {
     let Some(gpu) = gpu() else { return };
-    let model = load("tiny-relu-bin", BackendKind::Auto, Dtype::Bf16);
+    let model = load("tiny-relu-bin", Device::Auto, Dtype::Bf16);
     // bf16 has no wgpu storage: always a fallback, whatever the adapter.
     assert_eq!(model.backend(), "cpu");
     assert!(
@@ -486,7 +463,7 @@ fn auto_falls_back_to_candle_with_a_reason() {
         "{:?}",
         model.fallback_reason()
     );
-    let model = load("tiny-relu-bin", BackendKind::Auto, Dtype::F32);
+    let model = load("tiny-relu-bin", Device::Auto, Dtype::F32);
     if gpu.is_software() {
         assert_eq!(model.backend(), "cpu");
         let why = model.fallback_reason().unwrap();
@@ -495,41 +472,4 @@ fn auto_falls_back_to_candle_with_a_reason() {
         assert!(model.backend().starts_with("wgpu"));
         assert_eq!(model.fallback_reason(), None);
     }
-}
-
-#[test]
-fn cli_device_wgpu_matches_reference() {
-    if gpu().is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in.jsonl");
-    let short = short_cases();
-    let lines: Vec<String> = short
-        .iter()
-        .map(|c| serde_json::to_string(c).unwrap())
-        .collect();
-    std::fs::write(&input, lines.join("\n")).unwrap();
-    let out = tmp.path().join("out.npy");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args(["embed", "--device", "wgpu", "--quiet", "--model"])
-        .arg(model_dir("tiny-relu-f16"))
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bytes = std::fs::read(&out).unwrap();
-    let data: Vec<f32> = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap();
-    let exp = expected("tiny-relu-f16");
-    let want: Vec<f32> = exp
-        .cases
-        .iter()
-        .filter(|e| e.input_ids.len() < 300)
-        .flat_map(|e| e.embedding.clone())
-        .collect();
-    let d = max_abs_diff(&data, &want);
-    assert!(d < 1e-4, "{d}");
 }

@@ -5,8 +5,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use instructor::config::{DenseActivation, DenseConfig, T5Config};
-use instructor::head::Layer;
+use instructor::config::{Activation, DenseConfig, T5Config};
+use instructor::head::Head;
 use instructor::model::T5Encoder;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -83,10 +83,10 @@ pub fn write_random_model(dir: &Path, shape_name: &str) -> PathBuf {
         in_features: d_model,
         out_features: 768,
         bias: false,
-        activation: DenseActivation::Identity,
+        activation: Activation::Identity,
         weights: dir.join("2_Dense/model.safetensors"),
     };
-    Layer::dense_from(
+    Head::dense_from(
         VarBuilder::from_varmap(&dense, DType::F32, &device),
         &dense_cfg,
     )

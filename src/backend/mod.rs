@@ -1,72 +1,107 @@
-//! Where the encoder runs: candle (CPU, or CUDA) or, with the `wgpu` feature, a GPU through wgpu.
+//! Where the encoder runs: the one [`Device`] type, and the backends behind it: candle (CPU, or
+//! CUDA) or, with the `wgpu` feature, a GPU through wgpu.
 //!
-//! [`Instructor`](crate::Instructor) keeps one encode path and asks its [`Backend`] for each
-//! batch's embeddings (or token states); the backends differ only below that seam. Both are
-//! built from the same loaded [`T5Encoder`] and head layers, so weights are read by one loader;
-//! the wgpu backend uploads them and drops the host copy.
+//! [`Instructor`](crate::Instructor) keeps one encode path and asks its backend for each batch's
+//! embeddings (or token states), and how many tokens a batch may hold; the backends differ only
+//! below that seam. Both are built from the same weights loader; the wgpu backend streams the
+//! weights to the GPU and drops the host copy.
 
+pub mod candle;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
+use self::candle::CandleBackend;
 use crate::config::T5Config;
-use crate::embed::{Batch, LoadOptions};
 use crate::error::{candle_message, Error, Result};
-use crate::head::Layer;
-use crate::model::{Dropout, T5Encoder};
-use crate::pooling::{mean_pool, pooling_mask};
-use crate::tokenize::Tokens;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use crate::head::Head;
+use crate::input::Tokens;
+use crate::model::{Dtype, T5Encoder};
+use ::candle_core::DType;
+use ::candle_nn::VarBuilder;
 use std::path::Path;
 
-/// Which backend [`Instructor::load`](crate::Instructor::load) uses.
+/// Where a model runs. Spelled `cpu`, `cuda` (device 0), `cuda:N`, `wgpu` (`webgpu` is the same
+/// device under the browser's name) or `auto`, by the CLI's `--device`, the browser package's
+/// `device` and the Python package's `device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendKind {
-    /// candle on [`LoadOptions::device`].
+pub enum Device {
+    /// candle on the CPU.
     #[default]
-    Candle,
-    /// The wgpu GPU backend (built with the `wgpu` feature); loading fails without an adapter.
+    Cpu,
+    /// candle on CUDA device N (built with the `cuda` feature).
+    Cuda(usize),
+    /// The wgpu backend (built with the `wgpu` feature); loading fails without an adapter.
     Wgpu,
-    /// wgpu when a hardware adapter exists and the model fits it, else candle; the model's
+    /// wgpu when a hardware adapter exists and the model fits it, else the CPU; the model's
     /// [`fallback_reason`](crate::Instructor::fallback_reason) says why.
     Auto,
 }
 
-impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" | "candle" => Ok(Self::Candle),
-            "wgpu" | "webgpu" | "gpu" => Ok(Self::Wgpu),
-            "auto" => Ok(Self::Auto),
-            _ => Err(format!(
-                "unknown backend `{s}` (expected cpu, wgpu or auto)"
-            )),
+impl std::str::FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "cpu" => Self::Cpu,
+            "cuda" => Self::Cuda(0),
+            "wgpu" | "webgpu" => Self::Wgpu,
+            "auto" => Self::Auto,
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(n)) => Self::Cuda(n),
+                _ => {
+                    return Err(Error::Input(format!(
+                        "unknown device `{s}` (expected cpu, cuda, cuda:N, wgpu or auto)"
+                    )))
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Wgpu => f.write_str("wgpu"),
+            Self::Auto => f.write_str("auto"),
         }
     }
 }
 
-/// The candle encoder and heads on a candle device.
-pub(crate) struct CandleBackend {
-    encoder: T5Encoder,
-    heads: Vec<Layer>,
-    device: Device,
-}
-
-impl CandleBackend {
-    /// Embeddings `[batch, dim]` as a tensor, with training-time dropout when given.
-    pub fn forward(&self, batch: &Batch, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(&batch.ids, &batch.lengths, dropout)?;
-        let mask = Tensor::from_vec(
-            pooling_mask(&batch.lengths, &batch.instruction_lens),
-            (batch.lengths.len(), hidden.dim(0)?),
-            hidden.device(),
-        )?;
-        let mut x = mean_pool(&hidden, &mask)?;
-        for head in &self.heads {
-            x = head.forward(&x)?;
+impl Device {
+    /// The candle device the model's host side runs on: the CUDA device for `cuda:N`, else the
+    /// CPU (wgpu streams its weights through the host; `auto` falls back to the CPU).
+    pub fn host(self) -> Result<::candle_core::Device> {
+        match self {
+            Self::Cuda(_) => self.candle(),
+            _ => Ok(::candle_core::Device::Cpu),
         }
-        Ok(x)
+    }
+
+    /// The candle device this names: training needs one.
+    pub fn candle(self) -> Result<::candle_core::Device> {
+        match self {
+            Self::Cpu => Ok(::candle_core::Device::Cpu),
+            // candle's own message names candle, not the build flag that is missing.
+            Self::Cuda(_) if !cfg!(feature = "cuda") => Err(Error::device(
+                self,
+                "this binary was built without CUDA support (build it with `--features cuda`; see \
+                 the README's CUDA section)",
+            )),
+            Self::Cuda(n) => ::candle_core::Device::new_cuda(n).map_err(|e| {
+                Error::device(
+                    self,
+                    format!(
+                        "cannot use CUDA device {n} (no NVIDIA GPU, or no driver): {}",
+                        candle_message(&e)
+                    ),
+                )
+            }),
+            Self::Wgpu | Self::Auto => Err(Error::device(
+                self,
+                "this needs candle's devices (cpu or cuda), not wgpu",
+            )),
+        }
     }
 }
 
@@ -79,86 +114,94 @@ pub(crate) enum Backend {
     Wgpu(wgpu::WgpuEncoder),
 }
 
-/// Opens the encoder's weights file as a `VarBuilder` of the given dtype (each call reads it
-/// anew: a failed GPU upload falls back by reading again).
-pub(crate) type OpenWeights<'a> = dyn Fn(DType) -> Result<VarBuilder<'static>> + 'a;
+/// Opens the encoder's weights file as a `VarBuilder` on a candle device, of the given dtype
+/// (each call reads it anew: a failed GPU upload falls back by reading again).
+pub(crate) type OpenWeights<'a> =
+    dyn Fn(DType, &::candle_core::Device) -> Result<VarBuilder<'static>> + 'a;
 
 impl Backend {
-    /// Loads the encoder from `open` (the weights file `file`) onto the backend `opts` asks for;
-    /// for [`BackendKind::Auto`] also says why it fell back to candle, if it did. The GPU backend
-    /// streams the weights block by block to the device, never holding the model on the host.
+    /// Loads the encoder from `open` (the weights file `file`) onto `device`; for
+    /// [`Device::Auto`] also says why it fell back to the CPU, if it did. `host` is the candle
+    /// device the `heads` were loaded on ([`Device::host`]), where the candle backend runs. The
+    /// GPU backend streams the weights block by block to the device, never holding the model on
+    /// the host.
     pub async fn load(
         open: &OpenWeights<'_>,
         file: &Path,
         cfg: &T5Config,
-        heads: Vec<Layer>,
-        opts: &LoadOptions,
+        heads: Vec<Head>,
+        (device, host): (Device, &::candle_core::Device),
+        dtype: Dtype,
     ) -> Result<(Self, Option<String>)> {
         let candle = |heads, reason| {
-            let encoder = T5Encoder::load(open(opts.dtype.to_candle())?, cfg)
+            let device = host.clone();
+            let encoder = T5Encoder::load(open(dtype.to_candle(), &device)?, cfg)
                 .map_err(|e| Error::weights(file, candle_message(&e)))?;
             let b = CandleBackend {
                 encoder,
                 heads,
-                device: opts.device.clone(),
+                device,
             };
             Ok((Backend::Candle(b), reason))
         };
-        match opts.backend {
-            BackendKind::Candle => candle(heads, None),
+        match device {
+            Device::Cpu | Device::Cuda(_) => candle(heads, None),
             #[cfg(feature = "wgpu")]
-            kind => {
-                let auto = kind == BackendKind::Auto;
-                match gpu_backend(open, file, cfg, &heads, opts, auto).await {
+            Device::Wgpu | Device::Auto => {
+                let auto = device == Device::Auto;
+                match gpu_backend(open, file, cfg, &heads, dtype, auto).await {
                     Ok(b) => Ok((b, None)),
                     Err(e) if auto => candle(heads, Some(e.to_string())),
                     Err(e) => Err(e),
                 }
             }
             #[cfg(not(feature = "wgpu"))]
-            BackendKind::Wgpu => Err(Error::Gpu(
-                "this build has no wgpu backend (build with `--features wgpu`)".into(),
+            Device::Wgpu => Err(Error::device(
+                device,
+                "this build has no wgpu backend (build with `--features wgpu`)",
             )),
             #[cfg(not(feature = "wgpu"))]
-            BackendKind::Auto => candle(heads, Some("built without the `wgpu` feature".into())),
+            Device::Auto => candle(heads, Some("built without the `wgpu` feature".into())),
         }
     }
 
     /// The candle backend, for what only it can do (training's differentiable forward).
-    pub fn candle(&self) -> candle_core::Result<&CandleBackend> {
+    pub fn candle(&self) -> Result<&CandleBackend> {
         match self {
             Backend::Candle(c) => Ok(c),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu(_) => candle_core::bail!("this needs the candle backend, not wgpu"),
+            Backend::Wgpu(g) => Err(Error::device(
+                g.gpu().name(),
+                "this needs the candle backend (cpu or cuda), not wgpu",
+            )),
         }
     }
 
     /// Embeddings `[batch.len(), dim]`, row-major, L2-normalised once more when `normalize`.
     pub async fn embed(&self, batch: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
         match self {
-            Backend::Candle(c) => {
-                let mut x = c.forward(&Batch::new(batch, &c.device)?, None)?;
-                if normalize {
-                    x = crate::head::l2_normalize(&x)?;
-                }
-                Ok(x.flatten_all()?.to_vec1()?)
-            }
+            Backend::Candle(c) => c.embed(batch, normalize),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu(g) => g.embed(batch, normalize).await,
         }
     }
 
     /// The encoder's states `[tokens, d_model]`, row-major, the inputs one after another.
-    #[cfg(not(target_arch = "wasm32"))]
     pub async fn hidden(&self, batch: &[Tokens]) -> Result<Vec<f32>> {
         match self {
-            Backend::Candle(c) => {
-                let b = Batch::new(batch, &c.device)?;
-                let h = c.encoder.forward(&b.ids, &b.lengths, None)?;
-                Ok(h.flatten_all()?.to_vec1()?)
-            }
+            Backend::Candle(c) => c.hidden(batch),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu(g) => g.hidden(batch).await,
+        }
+    }
+
+    /// Most tokens one batch may hold, as the backend declares it (`None`: no limit). The GPU's
+    /// attention keeps no score matrix and its buffers grow to the largest batch: no limit.
+    pub fn max_batch_tokens(&self) -> Option<usize> {
+        match self {
+            Backend::Candle(c) => c.max_batch_tokens(),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(_) => None,
         }
     }
 
@@ -166,9 +209,9 @@ impl Backend {
     pub fn name(&self) -> String {
         match self {
             Backend::Candle(c) => match c.device {
-                Device::Cpu => "cpu".into(),
-                Device::Cuda(_) => "cuda".into(),
-                Device::Metal(_) => "metal".into(),
+                ::candle_core::Device::Cpu => "cpu".into(),
+                ::candle_core::Device::Cuda(_) => "cuda".into(),
+                ::candle_core::Device::Metal(_) => "metal".into(),
             },
             #[cfg(feature = "wgpu")]
             Backend::Wgpu(g) => format!("wgpu: {}", g.gpu().name()),
@@ -184,7 +227,7 @@ impl Backend {
         }
     }
 
-    #[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+    #[cfg(all(feature = "wgpu", feature = "testing", not(target_arch = "wasm32")))]
     pub fn wgpu(&self) -> Option<&wgpu::WgpuEncoder> {
         match self {
             Backend::Wgpu(g) => Some(g),
@@ -200,34 +243,37 @@ async fn gpu_backend(
     open: &OpenWeights<'_>,
     file: &Path,
     cfg: &T5Config,
-    heads: &[Layer],
-    opts: &LoadOptions,
+    heads: &[Head],
+    dtype: Dtype,
     auto: bool,
 ) -> Result<Backend> {
-    use crate::Dtype;
-    if opts.dtype == Dtype::Bf16 {
-        return Err(Error::Gpu(
-            "the wgpu backend stores weights as f32 or f16, not bf16".into(),
+    if dtype == Dtype::Bf16 {
+        return Err(Error::device(
+            Device::Wgpu,
+            "the wgpu backend stores weights as f32 or f16, not bf16",
         ));
     }
     let gpu = wgpu::Gpu::new().await?;
-    let storage = match opts.dtype {
+    let storage = match dtype {
         Dtype::F16 if gpu.has_shader_f16() => wgpu::Storage::F16Arithmetic,
         Dtype::F16 => wgpu::Storage::F16,
         _ => wgpu::Storage::F32,
     };
     if auto && gpu.is_software() {
-        return Err(Error::Gpu(format!(
-            "only a software adapter ({}) was found, and the CPU path is faster",
-            gpu.name()
-        )));
+        return Err(Error::device(
+            Device::Wgpu,
+            format!(
+                "only a software adapter ({}) was found, and the CPU path is faster",
+                gpu.name()
+            ),
+        ));
     }
     let opts = wgpu::WgpuOptions {
         storage,
         max_binding_bytes: None,
     };
-    // Read in f32: one tensor at a time is on the host, and the upload converts to `storage`.
-    let vb = open(DType::F32)?;
+    // Read in f32 on the host: one tensor at a time is there, and the upload converts to `storage`.
+    let vb = open(DType::F32, &::candle_core::Device::Cpu)?;
     Ok(Backend::Wgpu(
         wgpu::WgpuEncoder::stream(gpu, &vb, cfg, file, heads, opts).await?,
     ))

@@ -11,14 +11,14 @@
 //! bias is computed once (layer 0 owns it) and shared by every layer, and its RMSNorm has no
 //! mean subtraction and no bias.
 
-use crate::config::T5Config;
+use crate::config::{Activation, T5Config};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Activation, Embedding, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 /// A bias-free linear layer, `x @ Wᵀ` on `[tokens, in]`.
 #[derive(Debug, Clone)]
-struct Linear {
-    weight: Tensor,
+pub(crate) struct Linear {
+    pub(crate) weight: Tensor,
     /// The VarBuilder's dtype. For inference the weight is stored in it; training keeps f32 master
     /// weights and casts them here on every forward (mixed precision), so that the cast follows
     /// each optimizer update and the gradient flows back to the f32 weight.
@@ -81,8 +81,8 @@ fn matmul_rows(xs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
 
 /// RMSNorm without mean subtraction, in f32.
 #[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor,
+pub(crate) struct LayerNorm {
+    pub(crate) weight: Tensor,
     eps: f64,
 }
 
@@ -102,7 +102,7 @@ impl LayerNorm {
 }
 
 #[derive(Debug, Clone)]
-enum FeedForward {
+pub(crate) enum FeedForward {
     Plain {
         wi: Linear,
         wo: Linear,
@@ -114,15 +114,16 @@ enum FeedForward {
     },
 }
 
+/// One encoder block, as the checkpoint names it (`encoder.block.{i}.*`).
 #[derive(Debug, Clone)]
-struct Block {
-    attn_norm: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    ff_norm: LayerNorm,
-    ff: FeedForward,
+pub(crate) struct Block {
+    pub(crate) attn_norm: LayerNorm,
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
+    pub(crate) ff_norm: LayerNorm,
+    pub(crate) ff: FeedForward,
 }
 
 /// Training-time dropout: takes an activation, returns it with elements zeroed and the rest scaled.
@@ -139,7 +140,7 @@ pub struct T5Encoder {
 
 impl Block {
     /// Block `i`: `encoder.block.{i}.*`.
-    fn load(vb: &VarBuilder, cfg: &T5Config, i: usize) -> Result<Self> {
+    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config, i: usize) -> Result<Self> {
         let (d, inner, eps) = (
             cfg.d_model,
             cfg.num_heads * cfg.d_kv,
@@ -176,15 +177,15 @@ impl Block {
 
 /// The encoder's weights outside its blocks.
 #[derive(Debug, Clone)]
-struct Stem {
-    embed: Embedding,
+pub(crate) struct Stem {
+    pub(crate) embed: Embedding,
     /// Block 0 owns it; every layer uses it.
-    relative_bias: Embedding,
-    final_norm: LayerNorm,
+    pub(crate) relative_bias: Embedding,
+    pub(crate) final_norm: LayerNorm,
 }
 
 impl Stem {
-    fn load(vb: &VarBuilder, cfg: &T5Config) -> Result<Self> {
+    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config) -> Result<Self> {
         let (d, heads) = (cfg.d_model, cfg.num_heads);
         let f32_table = |vb: VarBuilder, rows, cols| {
             Ok::<_, candle_core::Error>(Embedding::new(
@@ -211,10 +212,16 @@ impl T5Encoder {
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&vb, cfg, i))
             .collect::<Result<_>>()?;
+        let activation = Activation::from_t5(cfg.feed_forward_proj.activation).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "feed_forward_proj: unsupported activation {:?}",
+                cfg.feed_forward_proj.activation
+            ))
+        })?;
         Ok(Self {
             stem,
             blocks,
-            activation: cfg.feed_forward_proj.activation,
+            activation,
             cfg: cfg.clone(),
         })
     }
@@ -338,96 +345,6 @@ pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance:
         large.min(half - 1)
     };
     (offset + bucket) as u32
-}
-
-/// The encoder's weights outside its blocks, as a backend that keeps its own copy (wgpu) uploads
-/// them.
-#[cfg(feature = "wgpu")]
-pub(crate) struct StemWeights {
-    /// `[vocab, d_model]`
-    pub embed: Tensor,
-    /// `[buckets, heads]`, shared by every layer.
-    pub relative_bias: Tensor,
-    pub final_norm: Tensor,
-}
-
-/// One block's weights; matrices are `[out, in]` as in the checkpoint.
-#[cfg(feature = "wgpu")]
-pub(crate) struct BlockWeights<'a> {
-    pub attn_norm: &'a Tensor,
-    pub q: &'a Tensor,
-    pub k: &'a Tensor,
-    pub v: &'a Tensor,
-    pub o: &'a Tensor,
-    pub ff_norm: &'a Tensor,
-    /// `[wi]` for a plain feed-forward, `[wi_0, wi_1]` (activated, linear) for a gated one.
-    pub wi: Vec<&'a Tensor>,
-    pub wo: &'a Tensor,
-}
-
-#[cfg(feature = "wgpu")]
-impl Block {
-    fn weights(&self) -> BlockWeights<'_> {
-        BlockWeights {
-            attn_norm: &self.attn_norm.weight,
-            q: &self.q.weight,
-            k: &self.k.weight,
-            v: &self.v.weight,
-            o: &self.o.weight,
-            ff_norm: &self.ff_norm.weight,
-            wi: match &self.ff {
-                FeedForward::Plain { wi, .. } => vec![&wi.weight],
-                FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
-            },
-            wo: match &self.ff {
-                FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
-            },
-        }
-    }
-}
-
-#[cfg(feature = "wgpu")]
-impl Stem {
-    fn weights(&self) -> StemWeights {
-        StemWeights {
-            embed: self.embed.embeddings().clone(),
-            relative_bias: self.relative_bias.embeddings().clone(),
-            final_norm: self.final_norm.weight.clone(),
-        }
-    }
-}
-
-#[cfg(feature = "wgpu")]
-impl T5Encoder {
-    /// Hands each block's weights to `visit`, in order, then returns the others.
-    pub(crate) fn visit_weights<E>(
-        &self,
-        mut visit: impl FnMut(usize, BlockWeights<'_>) -> std::result::Result<(), E>,
-    ) -> std::result::Result<StemWeights, E> {
-        for (i, b) in self.blocks.iter().enumerate() {
-            visit(i, b.weights())?;
-        }
-        Ok(self.stem.weights())
-    }
-
-    /// [`visit_weights`](Self::visit_weights) without loading the encoder: reads block after
-    /// block from `vb` and drops each once `visit` returns, so that a backend keeping its own
-    /// copy (the GPU) never has the whole model in host memory, only one block (the browser's
-    /// wasm memory ends at 4 GiB; instructor-xl's weights alone take 2.5 GB in f16).
-    /// `load_err` turns a reading error (missing tensor, wrong shape) into `E`.
-    pub(crate) fn stream_weights<E>(
-        vb: &VarBuilder,
-        cfg: &T5Config,
-        load_err: impl Fn(candle_core::Error) -> E,
-        mut visit: impl FnMut(usize, BlockWeights<'_>) -> std::result::Result<(), E>,
-    ) -> std::result::Result<StemWeights, E> {
-        for i in 0..cfg.num_layers {
-            let block = Block::load(vb, cfg, i).map_err(&load_err)?;
-            visit(i, block.weights())?;
-        }
-        let stem = Stem::load(vb, cfg).map_err(&load_err)?;
-        Ok(stem.weights())
-    }
 }
 
 impl T5Encoder {

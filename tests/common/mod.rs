@@ -4,12 +4,17 @@
 
 use instructor::Input;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const MODELS: [&str; 3] = ["tiny-relu-bin", "tiny-gelu-st", "tiny-relu-f16"];
 
+/// The workspace's `tests/fixtures`, from the root package's tests or a crate's under `crates/`.
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("tests/fixtures"))
+        .find(|d| d.is_dir())
+        .expect("tests/fixtures above the package")
 }
 
 pub fn model_dir(name: &str) -> PathBuf {
@@ -80,4 +85,59 @@ pub fn embedded(stderr: &str, task: &str) -> usize {
         .unwrap_or_else(|| panic!("no line for {task} in:\n{stderr}"));
     let (_, rest) = line.split_once("; ").unwrap();
     rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+pub const QUERY: &str = "Represent the question for retrieval: ";
+pub const DOC: &str = "Represent the document for retrieval: ";
+/// Query words and the document words they stand for: learnable only by training (no shared
+/// letters to lean on), and it generalises to pairs never seen together.
+pub const FROM: [&str; 12] = [
+    "capital", "museum", "river", "frog", "stock", "football", "coffee", "battery", "budget",
+    "weather", "glucose", "empire",
+];
+pub const TO: [&str; 12] = [
+    "bank",
+    "language",
+    "title",
+    "sentence",
+    "document",
+    "rates",
+    "year",
+    "text",
+    "learn",
+    "convert",
+    "said",
+    "represent",
+];
+
+/// A MEDI-style set: query "a b" → positive "f(a) f(b)", negative another pair's document; two
+/// tasks in runs of 16. Returns the data file and held-out (query, positive) pairs.
+pub fn synthetic(dir: &Path) -> (PathBuf, Vec<(Input, Input)>) {
+    let pairs: Vec<(usize, usize)> = (0..12)
+        .flat_map(|i| (0..12).filter(move |&j| j != i).map(move |j| (i, j)))
+        .collect();
+    let doc = |(i, j): (usize, usize)| Input::new(DOC, format!("{} {}", TO[i], TO[j]));
+    let query = |(i, j): (usize, usize)| Input::new(QUERY, format!("{} {}", FROM[i], FROM[j]));
+    let (heldout, train): (Vec<_>, Vec<_>) =
+        pairs.iter().enumerate().partition(|(k, _)| k % 5 == 0);
+    let mut lines = String::new();
+    for (n, (k, &p)) in train.iter().enumerate() {
+        let neg = pairs[(k * 7 + 3) % pairs.len()];
+        let neg = if neg == p {
+            pairs[(k + 1) % pairs.len()]
+        } else {
+            neg
+        };
+        let record = serde_json::json!({
+            "query": [QUERY, query(p).text], "pos": [DOC, doc(p).text], "neg": [DOC, doc(neg).text],
+            "task_name": if (n / 16) % 2 == 0 { "words" } else { "words-again" },
+        });
+        lines.push_str(&format!("{record}\n"));
+    }
+    let path = dir.join("medi.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    (
+        path,
+        heldout.iter().map(|(_, &p)| (query(p), doc(p))).collect(),
+    )
 }

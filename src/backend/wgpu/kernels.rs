@@ -3,6 +3,7 @@
 //! [`Gpu::run`](super::Gpu) encodes and submits them in one compute pass.
 
 use super::{Gpu, Storage};
+use crate::config::Activation;
 use crate::error::{Error, Result};
 
 const WEIGHTS_F32: &str = include_str!("shaders/weights_f32.wgsl");
@@ -20,18 +21,6 @@ const PARAM_SLOT: u64 = 256;
 
 /// Most workgroups in one grid dimension (WebGPU's default limit).
 const MAX_GROUPS: u32 = 65535;
-
-/// Activation fused into a matmul's epilogue (numbered as `act` in `matmul.wgsl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    Identity = 0,
-    Relu = 1,
-    GeluTanh = 2,
-    Tanh = 3,
-    GeluErf = 4,
-    Sigmoid = 5,
-    Silu = 6,
-}
 
 /// What a matmul does with what `y` already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,10 +224,13 @@ impl Gpu {
             .unwrap_or(u64::MAX)
             .min(self.max_binding_bytes());
         if row_bytes > limit {
-            return Err(Error::Gpu(format!(
-                "{name}: one row ({row_bytes} bytes) exceeds the GPU's storage binding limit \
-                 ({limit} bytes)"
-            )));
+            return Err(Error::device(
+                self.name(),
+                format!(
+                    "{name}: one row ({row_bytes} bytes) exceeds the GPU's storage binding limit \
+                     ({limit} bytes)"
+                ),
+            ));
         }
         let rows_per_chunk = ((limit / row_bytes) as usize).max(1);
         let chunks = (0..rows)
@@ -291,7 +283,7 @@ impl Gpu {
         y: &wgpu::Buffer,
         m: u32,
         ldy: u32,
-        act: Act,
+        act: Activation,
         mode: Mode,
     ) {
         let pipeline = self.weight_pipeline(

@@ -16,11 +16,10 @@
 
 mod kernels;
 mod model;
-#[doc(hidden)]
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 
-pub use kernels::{Act, Mode};
+pub use kernels::Mode;
 pub use model::{WgpuEncoder, WgpuOptions};
 
 use crate::error::{Error, Result};
@@ -71,7 +70,7 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))?;
+            .map_err(|e| Error::device("wgpu", format!("no GPU adapter: {e}")))?;
         let info = adapter.get_info();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -81,7 +80,7 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::Gpu(format!("{}: cannot open the device: {e}", info.name)))?;
+            .map_err(|e| Error::device(&info.name, format!("cannot open the device: {e}")))?;
         let lost = Arc::new(Mutex::new(None));
         let slot = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -109,12 +108,6 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             dummy,
         })
-    }
-
-    /// [`Gpu::new`], waiting natively.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_blocking() -> Result<Self> {
-        pollster::block_on(Self::new())
     }
 
     /// The adapter's name and backend, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
@@ -151,12 +144,13 @@ impl Gpu {
     /// Fails once the device is lost, or with an error raised outside the error scopes.
     fn check_alive(&self) -> Result<()> {
         if let Some(why) = &*self.lost.lock().unwrap() {
-            return Err(Error::Gpu(format!(
-                "GPU device lost ({why}); load the model again"
-            )));
+            return Err(Error::device(
+                self.name(),
+                format!("GPU device lost ({why}); load the model again"),
+            ));
         }
         match self.uncaptured.lock().unwrap().take() {
-            Some(e) => Err(Error::Gpu(format!("{}: {e}", self.name()))),
+            Some(e) => Err(Error::device(self.name(), e)),
             None => Ok(()),
         }
     }
@@ -191,7 +185,7 @@ impl Gpu {
         for e in errors {
             if let Some(e) = e.await {
                 self.check_alive()?;
-                return Err(Error::Gpu(format!("{}: {e}", self.name())));
+                return Err(Error::device(self.name(), e));
             }
         }
         self.check_alive()?;
@@ -239,12 +233,12 @@ impl Gpu {
                     .get_mapped_range()
                     .map(|view| bytemuck::cast_slice::<u8, f32>(&view).to_vec());
                 staging.unmap();
-                out.map_err(|e| Error::Gpu(format!("{}: {e}", self.name())))
+                out.map_err(|e| Error::device(self.name(), e))
             }
-            _ => Err(Error::Gpu(format!(
-                "{}: reading the results back failed",
-                self.name()
-            ))),
+            _ => Err(Error::device(
+                self.name(),
+                "reading the results back failed",
+            )),
         }
     }
 }

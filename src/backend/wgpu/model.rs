@@ -1,16 +1,13 @@
 //! A model on the GPU: its weights (uploaded once) and the forward pass from token ids to
 //! embeddings, recorded as one submission per batch.
 
-use super::kernels::{Act, Mode, Pass, Weight};
+use super::kernels::{Mode, Pass, Weight};
 use super::{Gpu, Storage};
-use crate::config::DenseActivation;
-use crate::config::T5Config;
-use crate::error::candle_message;
-use crate::error::{Error, Result};
-use crate::head::Layer;
-use crate::model::t5::{relative_bucket, BlockWeights, StemWeights};
-use crate::model::T5Encoder;
-use crate::tokenize::Tokens;
+use crate::config::{Activation, T5Config};
+use crate::error::{candle_message, Error, Result};
+use crate::head::Head;
+use crate::input::Tokens;
+use crate::model::t5::{relative_bucket, Block, FeedForward, Stem};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use std::path::Path;
@@ -25,7 +22,8 @@ pub struct WgpuOptions {
     pub max_binding_bytes: Option<u64>,
 }
 
-struct Block {
+/// An encoder block on the GPU.
+struct GpuBlock {
     attn_norm: wgpu::Buffer,
     /// Q, K and V stacked: `[3·inner, d]`, one matmul for all three.
     qkv: Weight,
@@ -36,11 +34,12 @@ struct Block {
     wo: Weight,
 }
 
-enum Head {
+/// A head layer on the GPU.
+enum GpuHead {
     Dense {
         weight: Weight,
         bias: Option<wgpu::Buffer>,
-        act: Act,
+        act: Activation,
         out: u32,
     },
     Normalize,
@@ -88,10 +87,10 @@ pub struct WgpuEncoder {
     max_distance: usize,
     embed: Weight,
     rel_bias: wgpu::Buffer,
-    blocks: Vec<Block>,
+    blocks: Vec<GpuBlock>,
     final_norm: wgpu::Buffer,
-    ff_act: Act,
-    head_layers: Vec<Head>,
+    ff_act: Activation,
+    head_layers: Vec<GpuHead>,
     /// Widest vector after pooling (d or a Dense layer's output).
     widest: u32,
     dim: u32,
@@ -111,64 +110,36 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     f(&t.flatten_all()?.to_vec1::<f32>()?)
 }
 
-fn ffn_act(a: candle_nn::Activation) -> Result<Act> {
-    use candle_nn::Activation as A;
-    Ok(match a {
-        A::Relu => Act::Relu,
-        A::NewGelu | A::GeluPytorchTanh => Act::GeluTanh,
-        A::Gelu => Act::GeluErf,
-        A::Silu => Act::Silu,
-        other => {
-            return Err(Error::Gpu(format!(
-                "activation {other:?} has no wgpu kernel"
-            )))
-        }
-    })
-}
-
 /// Reads an encoder's weights: hands each block's to the visitor, then returns the others.
 type WeightSource<'s> =
     dyn FnOnce(&mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>) -> Result<StemWeights> + 's;
 
 impl WgpuEncoder {
-    /// Uploads a loaded encoder and head layers to `gpu`; the host tensors can be dropped after.
+    /// Reads the encoder from `vb` (the weights file `file`) block by block straight into GPU
+    /// buffers, with the head layers: the host holds one block at a time, never the model (the
+    /// browser's wasm memory ends at 4 GiB; instructor-xl's weights alone take 2.5 GB in f16).
     /// Fails (rather than panicking) when the GPU runs out of memory or a weight does not fit a
     /// binding.
-    pub async fn new(
-        gpu: Gpu,
-        encoder: &T5Encoder,
-        heads: &[Layer],
-        opts: WgpuOptions,
-    ) -> Result<Self> {
-        let weights = |visit: &mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>| {
-            encoder.visit_weights(visit)
-        };
-        Self::build(gpu, encoder.config(), heads, opts, Box::new(weights)).await
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_blocking(
-        gpu: Gpu,
-        encoder: &T5Encoder,
-        heads: &[Layer],
-        opts: WgpuOptions,
-    ) -> Result<Self> {
-        pollster::block_on(Self::new(gpu, encoder, heads, opts))
-    }
-
-    /// Like [`new`](Self::new), reading the encoder from `vb` (the weights file `file`) block by
-    /// block straight into GPU buffers: the host holds one block at a time, never the model.
     pub(crate) async fn stream(
         gpu: Gpu,
         vb: &VarBuilder<'_>,
         cfg: &T5Config,
         file: &Path,
-        heads: &[Layer],
+        heads: &[Head],
         opts: WgpuOptions,
     ) -> Result<Self> {
         let load_err = |e: candle_core::Error| Error::weights(file, candle_message(&e));
         let weights = |visit: &mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>| {
-            T5Encoder::stream_weights(vb, cfg, load_err, visit)
+            for i in 0..cfg.num_layers {
+                let block = Block::load(vb, cfg, i).map_err(load_err)?;
+                visit(i, BlockWeights::of(&block))?;
+            }
+            let stem = Stem::load(vb, cfg).map_err(load_err)?;
+            Ok(StemWeights {
+                embed: stem.embed.embeddings().clone(),
+                relative_bias: stem.relative_bias.embeddings().clone(),
+                final_norm: stem.final_norm.weight,
+            })
         };
         Self::build(gpu, cfg, heads, opts, Box::new(weights)).await
     }
@@ -176,7 +147,7 @@ impl WgpuEncoder {
     async fn build(
         gpu: Gpu,
         cfg: &T5Config,
-        heads: &[Layer],
+        heads: &[Head],
         opts: WgpuOptions,
         weights: Box<WeightSource<'_>>,
     ) -> Result<Self> {
@@ -191,7 +162,7 @@ impl WgpuEncoder {
     fn upload(
         gpu: Arc<Gpu>,
         cfg: &T5Config,
-        heads: &[Layer],
+        heads: &[Head],
         opts: WgpuOptions,
         weights: Box<WeightSource<'_>>,
     ) -> Result<Self> {
@@ -210,7 +181,7 @@ impl WgpuEncoder {
         let mut blocks = Vec::with_capacity(cfg.num_layers);
         let stem = weights(&mut |i, b| {
             let qkv = Tensor::cat(&[b.q, b.k, b.v], 0)?;
-            blocks.push(Block {
+            blocks.push(GpuBlock {
                 attn_norm: vector("attn_norm", b.attn_norm)?,
                 qkv: upload(&format!("block.{i}.qkv"), &qkv, 3 * inner, d)?,
                 o: upload(&format!("block.{i}.o"), b.o, d, inner)?,
@@ -234,21 +205,15 @@ impl WgpuEncoder {
             .iter()
             .map(|h| {
                 Ok(match h {
-                    Layer::Normalize => Head::Normalize,
-                    Layer::Dense { linear, activation } => {
+                    Head::Normalize => GpuHead::Normalize,
+                    Head::Dense { linear, activation } => {
                         let (out, inp) = linear.weight().dims2()?;
                         width = out;
                         widest = widest.max(out);
-                        Head::Dense {
+                        GpuHead::Dense {
                             weight: upload("dense", linear.weight(), out, inp)?,
                             bias: linear.bias().map(|b| vector("dense.bias", b)).transpose()?,
-                            act: match activation {
-                                DenseActivation::Identity => Act::Identity,
-                                DenseActivation::Tanh => Act::Tanh,
-                                DenseActivation::Relu => Act::Relu,
-                                DenseActivation::Gelu => Act::GeluErf,
-                                DenseActivation::Sigmoid => Act::Sigmoid,
-                            },
+                            act: *activation,
                             out: out as u32,
                         }
                     }
@@ -268,7 +233,8 @@ impl WgpuEncoder {
             rel_bias: vector("relative_attention_bias", &stem.relative_bias)?,
             blocks,
             final_norm: vector("final_layer_norm", &stem.final_norm)?,
-            ff_act: ffn_act(cfg.feed_forward_proj.activation)?,
+            ff_act: Activation::from_t5(cfg.feed_forward_proj.activation)
+                .ok_or_else(|| Error::device(gpu.name(), "unsupported feed-forward activation"))?,
             head_layers,
             widest: widest as u32,
             dim: width as u32,
@@ -290,11 +256,6 @@ impl WgpuEncoder {
     /// The encoder's output states `[tokens, d_model]`, the batch's inputs one after another.
     pub async fn hidden(&self, batch: &[Tokens]) -> Result<Vec<f32>> {
         self.run(batch, Output::Hidden).await
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn embed_blocking(&self, batch: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
-        pollster::block_on(self.embed(batch, normalize))
     }
 
     /// Activation buffers for at least `tokens`, `inputs` and sequences of `max_len`, reusing
@@ -404,7 +365,7 @@ impl WgpuEncoder {
                 &b.qkv,
                 t,
                 3 * inner,
-                Act::Identity,
+                Activation::Identity,
                 Mode::Store,
             );
             g.attention(
@@ -425,7 +386,7 @@ impl WgpuEncoder {
                 &b.x,
                 t,
                 d,
-                Act::Identity,
+                Activation::Identity,
                 Mode::Add,
             );
             g.norm(pass, &b.x, Some(&blk.ff_norm), &b.h, t, d, self.eps);
@@ -441,12 +402,12 @@ impl WgpuEncoder {
                         &b.ff,
                         t,
                         ff,
-                        Act::Identity,
+                        Activation::Identity,
                         Mode::Store,
                     );
                     g.matmul(pass, &b.h, wi_0, None, &b.ff, t, ff, self.ff_act, Mode::Mul);
                 }
-                _ => unreachable!("T5Encoder::weights gives one or two input matrices"),
+                _ => unreachable!("BlockWeights::of gives one or two input matrices"),
             }
             g.matmul(
                 pass,
@@ -456,7 +417,7 @@ impl WgpuEncoder {
                 &b.x,
                 t,
                 d,
-                Act::Identity,
+                Activation::Identity,
                 Mode::Add,
             );
         }
@@ -474,12 +435,12 @@ impl WgpuEncoder {
         let g = &self.gpu;
         g.pool(pass, &b.h, &b.seqs, &b.pooled[0], n, self.d);
         let (mut cur, mut width) = (0, self.d);
-        let extra = normalize.then_some(&Head::Normalize);
+        let extra = normalize.then_some(&GpuHead::Normalize);
         for head in self.head_layers.iter().chain(extra) {
             let (src, dst) = (&b.pooled[cur], &b.pooled[1 - cur]);
             match head {
-                Head::Normalize => g.norm(pass, src, None, dst, n, width, 0.0),
-                Head::Dense {
+                GpuHead::Normalize => g.norm(pass, src, None, dst, n, width, 0.0),
+                GpuHead::Dense {
                     weight,
                     bias,
                     act,
@@ -529,4 +490,46 @@ pub(super) fn layout(inputs: impl Iterator<Item = (usize, usize)>) -> (Vec<u32>,
         start += len;
     }
     (seqs, tiles)
+}
+
+/// The encoder's weights outside its blocks, as the GPU uploads them.
+struct StemWeights {
+    /// `[vocab, d_model]`
+    embed: Tensor,
+    /// `[buckets, heads]`, shared by every layer.
+    relative_bias: Tensor,
+    final_norm: Tensor,
+}
+
+/// One block's weights; matrices are `[out, in]` as in the checkpoint.
+struct BlockWeights<'a> {
+    attn_norm: &'a Tensor,
+    q: &'a Tensor,
+    k: &'a Tensor,
+    v: &'a Tensor,
+    o: &'a Tensor,
+    ff_norm: &'a Tensor,
+    /// `[wi]` for a plain feed-forward, `[wi_0, wi_1]` (activated, linear) for a gated one.
+    wi: Vec<&'a Tensor>,
+    wo: &'a Tensor,
+}
+
+impl<'a> BlockWeights<'a> {
+    fn of(b: &'a Block) -> Self {
+        Self {
+            attn_norm: &b.attn_norm.weight,
+            q: &b.q.weight,
+            k: &b.k.weight,
+            v: &b.v.weight,
+            o: &b.o.weight,
+            ff_norm: &b.ff_norm.weight,
+            wi: match &b.ff {
+                FeedForward::Plain { wi, .. } => vec![&wi.weight],
+                FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
+            },
+            wo: match &b.ff {
+                FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
+            },
+        }
+    }
 }

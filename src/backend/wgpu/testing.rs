@@ -1,10 +1,53 @@
-//! Single kernels on host data, for the kernel tests in `tests/wgpu.rs` (not a stable API): each
-//! records exactly what the forward pass records, on buffers made from the arguments.
+//! Single kernels on host data, and a model built with chosen [`WgpuOptions`], for the tests in
+//! `tests/wgpu.rs` (the `testing` feature; not an API): each kernel records exactly what the
+//! forward pass records, on buffers made from the arguments.
 
-use super::kernels::{Act, Mode, Pass};
+use super::kernels::{Mode, Pass};
 use super::model::{bucket_table, layout};
-use super::{Gpu, Storage};
-use crate::error::Result;
+use super::{Gpu, Storage, WgpuEncoder, WgpuOptions};
+use crate::config::{Activation, HeadConfig, ModelConfig};
+use crate::error::{candle_message, Error, Result};
+use crate::head::Head;
+use crate::input::Tokens;
+use crate::model::load_weights;
+use std::path::Path;
+
+/// [`Gpu::new`], waiting.
+pub fn gpu() -> Result<Gpu> {
+    pollster::block_on(Gpu::new())
+}
+
+/// The model folder `dir` streamed to a new device with `opts` (the storage and binding split
+/// that [`Instructor::load`](crate::Instructor::load) would choose by itself).
+pub fn load(dir: &Path, opts: WgpuOptions) -> Result<WgpuEncoder> {
+    let config = ModelConfig::from_folder(dir)?;
+    let cpu = candle_core::Device::Cpu;
+    let heads = config
+        .heads
+        .iter()
+        .map(|h| match h {
+            HeadConfig::Normalize => Ok(Head::Normalize),
+            HeadConfig::Dense(d) => {
+                Head::dense_from(load_weights(&d.weights, candle_core::DType::F32, &cpu)?, d)
+                    .map_err(|e| Error::weights(&d.weights, candle_message(&e)))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let vb = load_weights(&config.weights, candle_core::DType::F32, &cpu)?;
+    pollster::block_on(WgpuEncoder::stream(
+        gpu()?,
+        &vb,
+        &config.t5,
+        &config.weights,
+        &heads,
+        opts,
+    ))
+}
+
+/// [`WgpuEncoder::embed`], waiting.
+pub fn embed(model: &WgpuEncoder, tokens: &[Tokens], normalize: bool) -> Result<Vec<f32>> {
+    pollster::block_on(model.embed(tokens, normalize))
+}
 
 impl Gpu {
     fn input(&self, data: &[f32]) -> wgpu::Buffer {
@@ -27,7 +70,7 @@ pub fn matmul(
     y: &[f32],
     (m, n, k): (usize, usize, usize),
     storage: Storage,
-    act: Act,
+    act: Activation,
     mode: Mode,
     max_binding: Option<u64>,
 ) -> Result<Vec<f32>> {

@@ -1,0 +1,329 @@
+//! `instructor eval`: MTEB tasks from local data or the hub, embeddings cached on disk, one
+//! mteb-2.x result JSON per task and a markdown summary.
+//!
+//! `eval` and `hub` never use each other; this is where they meet: a task whose folder is not
+//! under `--data` is fetched by the hub client (the files `eval::data::files` names, at the
+//! revision the task table pins) and its snapshot folder handed to `eval::data::load`.
+
+use crate::args::{write_atomic, ModelArgs};
+use anyhow::{anyhow, bail, Context, Result};
+use instructor_eval::cache::DiskCache;
+use instructor_eval::{
+    data, infer_model_table, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType,
+};
+use instructor::{Embeddings, EncodeOptions, Input, Instructor};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Task names or types (sts, retrieval, ...), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tasks: Vec<String>,
+    /// Folder holding one sub-folder per task (`DIR/<Task>/test.jsonl`, `.jsonl.gz` or the hub's
+    /// parquet files; BEIR or mteb 2.x parquet configs for retrieval).
+    /// A task not there is fetched from its hub dataset (the task table's `dataset`) into the
+    /// Hugging Face cache (HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE apply).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Type of tasks not in the task table (a dataset of your own, named by --tasks).
+    #[arg(long)]
+    pub task_type: Option<String>,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value = "results")]
+    pub output: PathBuf,
+    /// Embedding cache folder; `<output>/cache` by default.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// A task table (layout of src/eval/instructions.json) whose entries replace the shipped ones
+    /// (after the model table of --instructions-for is applied).
+    #[arg(long)]
+    pub instructions: Option<PathBuf>,
+    /// Whose per-task instructions to use: base, large, xl (hkunlp/instructor-<size>, the
+    /// INSTRUCTOR repository's tables), another key of the table's `models`, or `none` for the
+    /// per-type defaults. Inferred from --model when that is hkunlp/instructor-<size> or a folder
+    /// named instructor-<size>; otherwise (fine-tunes) the defaults apply.
+    #[arg(long, value_name = "base|large|xl|MODEL|none")]
+    pub instructions_for: Option<String>,
+    /// Print each task's instructions (JSON lines: task, type, query, corpus, table) and exit
+    /// without loading the model or data.
+    #[arg(long)]
+    pub print_instructions: bool,
+    /// `mteb` (2.x definitions) or `paper` (the INSTRUCTOR paper's mteb 1.0 fork).
+    #[arg(long, default_value = "mteb")]
+    pub protocol: String,
+}
+
+/// mteb version whose definitions and result layout these files follow.
+const MTEB_VERSION: &str = "2.26.24";
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let protocol = match args.protocol.as_str() {
+        "mteb" => Protocol::Mteb,
+        "paper" => Protocol::Paper,
+        p => bail!("--protocol: `{p}` (expected mteb or paper)"),
+    };
+    let mut table = TaskTable::builtin();
+    let user: Option<TaskTable> = match &args.instructions {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a task table", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if let Some(u) = &user {
+        table.merge_models(u.models.clone());
+    }
+    // The model table: --instructions-for wins over what --model implies.
+    let model_table = match args.instructions_for.as_deref() {
+        Some("none") => None,
+        Some(sel) => Some(
+            table
+                .model_name(sel)
+                .map_err(|e| anyhow!("--instructions-for: {e}"))?,
+        ),
+        None => infer_model_table(&args.model.model).map(str::to_string),
+    };
+    if let Some(m) = &model_table {
+        table.use_model(m).map_err(|e| anyhow!(e))?;
+    }
+    if let Some(u) = user {
+        table.merge(u);
+    }
+    let kind = match &args.task_type {
+        Some(t) => {
+            Some(TaskType::parse(t).ok_or_else(|| anyhow!("--task-type: unknown type `{t}`"))?)
+        }
+        None => None,
+    };
+    let mut names = vec![];
+    for sel in &args.tasks {
+        let found = table.select(sel);
+        names.extend(if found.is_empty() {
+            vec![sel.clone()]
+        } else {
+            found
+        });
+    }
+    let specs = names
+        .iter()
+        .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
+    let table_name = model_table.as_deref().unwrap_or("defaults");
+    if args.print_instructions {
+        for spec in &specs {
+            // The model table this task's instructions came from, if it has the task.
+            let from = model_table.as_deref().filter(|m| {
+                table
+                    .models
+                    .get(*m)
+                    .is_some_and(|t| t.contains_key(&spec.name))
+            });
+            let line = serde_json::json!({
+                "task": spec.name,
+                "type": spec.kind,
+                "query": spec.query_instruction,
+                "corpus": spec.corpus_instruction,
+                "table": from,
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    if !args.model.quiet {
+        eprintln!("instructions: {table_name}");
+    }
+
+    let model_dir = args.model.resolve()?;
+    let model = args.model.load_from(&model_dir)?;
+    let cache_dir = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| args.output.join("cache"));
+    let mut embedder = CachedEmbedder {
+        model: &model,
+        cache: DiskCache::new(
+            cache_dir.join(model_key(&model_dir, &args.model)?),
+            model.dim(),
+        ),
+        batch_size: args.batch_size,
+        args: &args.model,
+        task: String::new(),
+    };
+    std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
+    let mut summary: Vec<(String, TaskType, f64)> = vec![];
+    for spec in &specs {
+        let start = Instant::now();
+        let (dir, revision) = task_folder(spec, &args)?;
+        let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
+        embedder.task = spec.name.clone();
+        let before = embedder.cache.stats;
+        let result = instructor_eval::run_task(spec, &loaded, &mut embedder, protocol)
+            .map_err(|e| anyhow!("{}: {e}", spec.name))?;
+        let after = embedder.cache.stats;
+        eprintln!(
+            "{}: main score {:.4}; {} texts embedded, {} from the cache",
+            spec.name,
+            result.main_score,
+            after.embedded - before.embedded,
+            after.cached - before.cached
+        );
+        let mut scores = result.scores;
+        scores.insert("hf_subset".into(), "default".into());
+        scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
+        let file = serde_json::json!({
+            "dataset_revision": revision,
+            "task_name": spec.name,
+            "mteb_version": MTEB_VERSION,
+            "scores": { &args.split: [scores] },
+            "evaluation_time": start.elapsed().as_secs_f64(),
+            "kg_co2_emissions": null,
+            "protocol": args.protocol,
+        });
+        write_atomic(&args.output.join(format!("{}.json", spec.name)), |w| {
+            serde_json::to_writer_pretty(&mut *w, &file)?;
+            Ok(w.write_all(b"\n")?)
+        })?;
+        summary.push((spec.name.clone(), spec.kind, result.main_score));
+    }
+    write_atomic(&args.output.join("summary.md"), |w| {
+        Ok(w.write_all(summary_markdown(&summary).as_bytes())?)
+    })
+}
+
+/// The task's folder under `--data`, with revision `local`; else its hub dataset's snapshot,
+/// with the commit it holds.
+fn task_folder(spec: &TaskSpec, args: &EvalArgs) -> Result<(PathBuf, String)> {
+    let local = args.data.join(&spec.name);
+    if local.is_dir() {
+        return Ok((local, "local".into()));
+    }
+    let Some(ds) = &spec.dataset else {
+        bail!(
+            "{}: no such folder, and the task table names no hub dataset for {} (give --data, or \
+             a `dataset` entry in --instructions)",
+            local.display(),
+            spec.name
+        );
+    };
+    let files = data::files(spec.kind, &spec.name, &args.split);
+    let dir = crate::hub::dataset(&ds.repo, &ds.revision, &files, args.model.quiet)
+        .with_context(|| format!("{}: dataset {}", spec.name, ds.repo))?;
+    let commit = dir
+        .file_name()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ds.revision.clone());
+    Ok((dir, commit))
+}
+
+/// Per-task main scores and per-type averages, as mteb's leaderboard groups them.
+fn summary_markdown(rows: &[(String, TaskType, f64)]) -> String {
+    let mut s = String::from("| Task | Type | Main score |\n|---|---|---|\n");
+    let mut by_type: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (name, kind, score) in rows {
+        s += &format!("| {name} | {} | {:.2} |\n", kind.mteb_name(), score * 100.0);
+        by_type.entry(kind.mteb_name()).or_default().push(*score);
+    }
+    s += "\n| Type | Tasks | Average |\n|---|---|---|\n";
+    for (kind, v) in &by_type {
+        s += &format!(
+            "| {kind} | {} | {:.2} |\n",
+            v.len(),
+            v.iter().sum::<f64>() / v.len() as f64 * 100.0
+        );
+    }
+    let all: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    if !all.is_empty() {
+        s += &format!(
+            "| All | {} | {:.2} |\n",
+            all.len(),
+            all.iter().sum::<f64>() / all.len() as f64 * 100.0
+        );
+    }
+    s
+}
+
+/// Identifies the model's outputs: its folder's config and weight files (path, size, mtime) and
+/// the dtype, so a changed checkpoint never reuses old embeddings.
+fn model_key(root: &Path, args: &ModelArgs) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(format!("{:?}\0", args.dtype));
+    let mut entries: Vec<PathBuf> = walk(root)?;
+    entries.sort();
+    for p in entries {
+        let meta = std::fs::metadata(&p)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos());
+        h.update(format!(
+            "{}\0{}\0{:?}\0",
+            p.strip_prefix(root).unwrap_or(&p).display(),
+            meta.len(),
+            mtime
+        ));
+    }
+    Ok(hex(&h.finalize()[..8]))
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Embeds through the model, each (instruction, text) cached on disk under the model's key
+/// ([`DiskCache`]), so that a rerun embeds nothing and a changed dataset only its new texts.
+struct CachedEmbedder<'a> {
+    model: &'a Instructor,
+    cache: DiskCache,
+    batch_size: usize,
+    args: &'a ModelArgs,
+    task: String,
+}
+
+impl Embedder for CachedEmbedder<'_> {
+    fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError> {
+        let (model, args, batch_size) = (self.model, self.args, self.batch_size);
+        let what = format!("{} {stage}", self.task);
+        self.cache.get_or_embed(inputs, &mut |todo| {
+            let bar = args.progress(todo.len(), &what);
+            let progress = |done: usize, _: usize| bar.set_position(done as u64);
+            let opts = EncodeOptions {
+                batch_size,
+                progress: Some(&progress),
+                ..Default::default()
+            };
+            let out = model.encode(todo, &opts)?;
+            bar.finish_and_clear();
+            Ok(out)
+        })
+    }
+
+    fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError> {
+        Ok(self.model.token_counts(inputs)?)
+    }
+}
