@@ -11,7 +11,7 @@
 #[path = "support/random_model.rs"]
 mod random_model;
 
-use instructor::{BackendKind, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
+use instructor::{Device, Dtype, EncodeOptions, Input, Instructor, LoadOptions};
 use std::time::Instant;
 
 /// Floating-point operations of the encoder and head on sequences of `lengths` (2 per
@@ -46,15 +46,11 @@ fn main() {
     let batch = &pairs[mid - n / 2..mid - n / 2 + n];
 
     let mut results = Vec::new();
-    for (name, backend, dtype) in [
-        ("candle-cpu", BackendKind::Candle, Dtype::F32),
-        ("wgpu", BackendKind::Wgpu, dtype),
+    for (name, device, dtype) in [
+        ("candle-cpu", Device::Cpu, Dtype::F32),
+        ("wgpu", Device::Wgpu, dtype),
     ] {
-        let opts = LoadOptions {
-            backend,
-            dtype,
-            ..Default::default()
-        };
+        let opts = LoadOptions { device, dtype };
         let model = Instructor::load(&dir, &opts).unwrap();
         let lengths: Vec<usize> = model
             .tokenize(batch, None)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the npm package `instructor-embed` into pkg/, in two variants:
-#   pkg/wasm/          single-threaded, the default, with the WebGPU backend: cargo (wasm32, +simd128 from
+#   pkg/wasm/          single-threaded, the default, with the WebGPU backend: cargo -p instructor-web (wasm32, +simd128 from
 #                      .cargo/config.toml) → wasm-bindgen --target web
 #   pkg/wasm-threads/  threaded, used when the page is cross-origin isolated: nightly cargo with std
 #                      rebuilt for +atomics (-Z build-std), in its own target folder
@@ -43,8 +43,9 @@ generate() {
   ls -l "$out/instructor_bg.wasm"
 }
 
-cargo build --target wasm32-unknown-unknown --release --lib --no-default-features --features wgpu
-generate wasm "$TARGET_DIR/wasm32-unknown-unknown/release/instructor.wasm"
+# The bindings are the crate crates/web (the workspace's only cdylib).
+cargo build -p instructor-web --target wasm32-unknown-unknown --release --features wgpu
+generate wasm "$TARGET_DIR/wasm32-unknown-unknown/release/instructor_web.wasm"
 
 if [ "${WASM_THREADS:-1}" != 0 ]; then
   NIGHTLY=${WASM_NIGHTLY:-nightly}
@@ -65,9 +66,9 @@ if [ "${WASM_THREADS:-1}" != 0 ]; then
   done
   RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128$link" \
     CARGO_TARGET_DIR="$TARGET_DIR/wasm-threads" \
-    cargo "+$NIGHTLY" build -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release --lib \
-    --no-default-features
-  generate wasm-threads "$TARGET_DIR/wasm-threads/wasm32-unknown-unknown/release/instructor.wasm"
+    cargo "+$NIGHTLY" build -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
+    -p instructor-web
+  generate wasm-threads "$TARGET_DIR/wasm-threads/wasm32-unknown-unknown/release/instructor_web.wasm"
   # Without a shared memory wasm-bindgen emits no thread support at all (initThreadPool then fails
   # in the browser with a DataCloneError); without the 4 GiB maximum large models run out.
   memory=$(tests/browser/node_modules/.bin/wasm-dis pkg/wasm-threads/instructor_bg.wasm |

@@ -16,9 +16,9 @@ done
 scripts/build-wasm.sh
 
 if [ "$mirror" = 1 ]; then
-  cargo build --quiet --example mock_hub
+  cargo build --quiet -p instructor-mock-hub
   hub_log=$(mktemp)
-  "${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub" --root tests/fixtures/models --port 0 >"$hub_log" &
+  "${CARGO_TARGET_DIR:-$PWD/target}/debug/mock_hub" --root tests/fixtures/models --port 0 >"$hub_log" &
   hub_pid=$!
   trap 'kill "$hub_pid" 2>/dev/null; rm -f "$hub_log"' EXIT
   until hub=$(grep -o 'http://[^ ]*' "$hub_log"); do kill -0 "$hub_pid" || exit 1; sleep 0.1; done

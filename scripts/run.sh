@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked
+cargo build --release --locked -p instructor-cli
 bin=target/release/instructor
 out=$(mktemp -d)
 echo "== instructor embed (native CPU) on the fixture model tests/fixtures/models/tiny-relu-bin"

@@ -20,11 +20,11 @@ fi
 
 scripts/build-wasm.sh
 
-# The mock hub (examples/mock_hub.rs), built once here rather than by each test ($MOCK_HUB_BIN
+# The mock hub (crates/mock-hub; no candle to compile), built once here rather than by each test ($MOCK_HUB_BIN
 # overrides it).
 if [ -z "${MOCK_HUB_BIN:-}" ]; then
-  cargo build --quiet --example mock_hub
-  export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
+  cargo build --quiet -p instructor-mock-hub
+  export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/mock_hub"
 fi
 
 node --test --test-concurrency=1 tests/browser/embed.test.mjs tests/browser/webgpu.test.mjs tests/browser/threads.test.mjs \

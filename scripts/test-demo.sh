@@ -14,8 +14,8 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
 fi
 scripts/build-wasm.sh
 if [ -z "${MOCK_HUB_BIN:-}" ]; then
-  cargo build --quiet --example mock_hub
-  export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/mock_hub"
+  cargo build --quiet -p instructor-mock-hub
+  export MOCK_HUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/mock_hub"
 fi
 
 echo "== demo page: headless Chromium"

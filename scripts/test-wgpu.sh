@@ -18,4 +18,6 @@ echo "== wgpu backend tests"
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export INSTRUCTOR_REQUIRE_GPU="${INSTRUCTOR_REQUIRE_GPU:-1}"
-cargo test --locked --features wgpu --test wgpu "$@" 2>&1
+# The backend's own tests, then the CLI's `--device wgpu`.
+cargo test --locked -p instructor --features wgpu --test wgpu "$@" 2>&1
+cargo test --locked -p instructor-cli --features wgpu --test wgpu_cli "$@" 2>&1

@@ -242,7 +242,10 @@ impl Instructor {
             Ok(())
         })
         .await?;
-        Ok(out.into_iter().map(|t| t.expect("every input is in a batch")).collect())
+        Ok(out
+            .into_iter()
+            .map(|t| t.expect("every input is in a batch"))
+            .collect())
     }
 
     /// [`encode_tokens_async`](Self::encode_tokens_async), waiting natively.

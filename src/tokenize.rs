@@ -22,7 +22,6 @@ pub struct InstructorTokenizer {
 }
 
 impl InstructorTokenizer {
-
     pub fn from_bytes(json: &[u8], lowercase: bool) -> Result<Self> {
         let mut inner = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
         // Padding is done by the batcher (it knows the batch); the tokenizer must not pad.

@@ -212,12 +212,13 @@ impl T5Encoder {
         let blocks = (0..cfg.num_layers)
             .map(|i| Block::load(&vb, cfg, i))
             .collect::<Result<_>>()?;
-        let activation = Activation::from_t5(cfg.feed_forward_proj.activation).ok_or_else(|| {
-            candle_core::Error::Msg(format!(
-                "feed_forward_proj: unsupported activation {:?}",
-                cfg.feed_forward_proj.activation
-            ))
-        })?;
+        let activation =
+            Activation::from_t5(cfg.feed_forward_proj.activation).ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "feed_forward_proj: unsupported activation {:?}",
+                    cfg.feed_forward_proj.activation
+                ))
+            })?;
         Ok(Self {
             stem,
             blocks,

@@ -1,5 +1,5 @@
 // Shared by the browser tests and the benchmark: a static server for pkg/ and the test pages,
-// the mock hub (examples/mock_hub.rs), and Debian's Chromium driven by playwright-core.
+// the mock hub (crates/mock-hub), and Debian's Chromium driven by playwright-core.
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -55,9 +55,9 @@ export function startStatic({ isolated = false, headers: extra = {}, dir = null 
 /** The mock hub binary: $MOCK_HUB_BIN, or built with cargo (once). */
 export function mockHubBin() {
   if (process.env.MOCK_HUB_BIN) return process.env.MOCK_HUB_BIN;
-  execFileSync('cargo', ['build', '--quiet', '--example', 'mock_hub'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('cargo', ['build', '--quiet', '-p', 'instructor-mock-hub'], { cwd: ROOT, stdio: 'inherit' });
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, 'target');
-  return path.join(targetDir, 'debug', 'examples', 'mock_hub');
+  return path.join(targetDir, 'debug', 'mock_hub');
 }
 
 /**

@@ -7,11 +7,11 @@
 
 use crate::args::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
+use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use instructor_eval::cache::DiskCache;
 use instructor_eval::{
     data, infer_model_table, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType,
 };
-use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,10 +7,10 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
+use instructor::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions};
 use instructor_eval::data::TaskData;
 use instructor_eval::metrics::{correlation, ranking, similarity::cosine};
 use instructor_eval::{Embedder, EvalError, Protocol, TaskTable, TaskType};
-use instructor::{Embeddings, EncodeOptions, Input, Instructor, LoadOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,8 +20,14 @@ const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/fixtures/models/tiny-relu-bin"
 );
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/eval/data");
-const PARQUET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/eval/parquet");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/eval/data"
+);
+const PARQUET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/eval/parquet"
+);
 
 /// `instructor eval` on the fixture model with `args`; `env` is set for the child only (the
 /// tests run in parallel threads), and no `HF_TOKEN` or `HF_HUB_OFFLINE` leaks in from outside.

@@ -13,7 +13,10 @@ const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/fixtures/models/tiny-relu-bin"
 );
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/eval/data");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/eval/data"
+);
 
 #[test]
 fn shipped_tables_cover_every_listed_task_for_all_three_models() {

@@ -48,4 +48,3 @@ fn cli_trains_and_writes_a_loadable_folder() {
             .unwrap();
     assert_eq!(config["torch_dtype"], "float32");
 }
-

@@ -448,8 +448,8 @@ pub fn run_task(
                 })
                 .collect();
             let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
-            let pearson = billboard::evaluate(&sources, &hyps, human)
-                .map_err(|e| EvalError::Task {
+            let pearson =
+                billboard::evaluate(&sources, &hyps, human).map_err(|e| EvalError::Task {
                     task: spec.name.clone(),
                     msg: e.to_string(),
                 })?;

@@ -5,9 +5,9 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
+use instructor::{Embeddings, Input};
 use instructor_eval::cache::{CacheStats, DiskCache};
 use instructor_eval::EvalError;
-use instructor::{Embeddings, Input};
 
 const DIM: usize = 4;
 

@@ -128,7 +128,8 @@ pub(crate) struct Wanted<'a> {
     pub rest: &'a FilesAfter<'a>,
 }
 
-/// Files as groups of alternative names, one of each group wanted. A name may be a [`Glob`].
+/// Files as groups of alternative names, one of each group wanted. A name may be a glob
+/// (`data/test-*.parquet`: every file of that folder that matches).
 pub type Groups = Vec<Vec<String>>;
 
 /// The files to fetch after the first, read from the snapshot folder that holds the first (for
@@ -198,7 +199,8 @@ pub(crate) fn first_missing(
     if missing(&wanted.first) {
         return Ok(Some(wanted.first.join(" or ")));
     }
-    Ok((wanted.rest)(dir).map_err(HubError::Layout)?
+    Ok((wanted.rest)(dir)
+        .map_err(HubError::Layout)?
         .into_iter()
         .find(|g| missing(g))
         .map(|g| g.join(" or ")))

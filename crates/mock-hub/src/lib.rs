@@ -163,7 +163,7 @@ pub struct MockHub {
 }
 
 impl MockHub {
-    /// An empty hub on 127.0.0.1 at `port` (0: any free port), and on [::1] at the same port
+    /// An empty hub on 127.0.0.1 at `port` (0: any free port), and on `[::1]` at the same port
     /// where the machine has IPv6, so that `localhost` reaches it whichever address it resolves to.
     pub fn start(port: u16) -> io::Result<Self> {
         let v4 = TcpListener::bind(("127.0.0.1", port))?;

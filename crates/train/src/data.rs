@@ -7,8 +7,8 @@
 //! reference `train.py` does, and only whole batches are shuffled.
 
 use super::rng::{SplitMix64, STREAM_ORDER};
-use instructor::{Error, Result};
 use instructor::Input;
+use instructor::{Error, Result};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::ops::Range;

@@ -25,9 +25,9 @@ pub use optim::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
 pub use params::Params;
 pub use rng::SeededDropout;
 
+use candle_core::{Tensor, Var};
 use instructor::model::Dtype;
 use instructor::{Error, Input, Instructor, LoadOptions, Result};
-use candle_core::{Tensor, Var};
 use rng::{SplitMix64, STREAM_DROPOUT};
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -1,8 +1,8 @@
 //! INSTRUCTOR's contrastive loss (`compute_loss` of the reference `train.py`).
 
-use instructor::head::l2_normalize;
 use candle_core::{Result, Tensor, D};
 use candle_nn::ops::log_softmax;
+use instructor::head::l2_normalize;
 
 /// `L1 + L2`, each a mean cross-entropy, with `s(a, b) = cos(a, b) / temperature`:
 /// - L1, row i: `[s(q_i, p_i), s(q_i, n_j) for every j]`, target the positive;

@@ -4,8 +4,8 @@
 //! Why not `candle_nn::AdamW`: its moment estimates are private, so they could not be saved for
 //! `--resume` (and its weight decay defaults to 0.01 where the Trainer's is 0).
 
-use instructor::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
+use instructor::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 

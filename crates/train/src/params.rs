@@ -7,13 +7,13 @@
 //! which are also the names they are saved under.
 
 use super::torch_pickle;
-use instructor::config::WEIGHT_FILES;
-use instructor::{Error, Result};
-use instructor::source::DirSource;
-use instructor::{Instructor, LoadOptions};
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
+use instructor::config::WEIGHT_FILES;
+use instructor::source::DirSource;
+use instructor::{Error, Result};
+use instructor::{Instructor, LoadOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -7,11 +7,11 @@ mod common;
 
 use candle_core::{Tensor, Var};
 use common::*;
+use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
 use instructor_train::{
     batch_loss, gradients, train, update, AdamW, AdamWConfig, Dataset, Event, Example, Params,
     StepLog, TrainConfig, LOG_FILE,
 };
-use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
 use serde_json::Value;
 use std::path::Path;
 
@@ -112,7 +112,6 @@ fn adamw_updates_follow_pytorch() {
         }
     }
 }
-
 
 /// Accuracy@1 of retrieving each held-out query's document among all held-out documents.
 fn retrieval_accuracy(model: &Instructor, heldout: &[(Input, Input)]) -> f64 {

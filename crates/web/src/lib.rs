@@ -4,7 +4,7 @@
 //!
 //! The JS side fetches the files and keeps them in IndexedDB; it hands them over as arrays of
 //! `Uint8Array` chunks that stay in the JS heap. The loader reads the weights tensor by tensor
-//! from them ([`JsChunks`]), so wasm memory holds the model once, plus one tensor in flight.
+//! from them (`JsChunks`), so wasm memory holds the model once, plus one tensor in flight.
 
 #![cfg(target_arch = "wasm32")]
 
