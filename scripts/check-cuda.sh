@@ -3,7 +3,7 @@
 # CUDA toolkit, from NVIDIA's PyPI wheels. Not part of CI (scripts/test.sh): it downloads ~1.2 GB
 # and compiles candle's CUDA kernels with nvcc (long on 2 cores; see the README's CUDA section).
 #
-#   scripts/check-cuda.sh            # cargo build --features cuda --bin instructor, and the tests
+#   scripts/check-cuda.sh            # cargo build -p instructor-cli --features cuda, and the tests
 #   scripts/check-cuda.sh --bundle   # also .gpu/ for scripts/gpu-check.sh on a GPU machine
 #   CUDA_VENV=/opt/venvs/cuda13 CUDA_COMPUTE_CAP=90 CARGO_TARGET_DIR=/work/target-cuda scripts/check-cuda.sh
 #
@@ -66,17 +66,17 @@ export LIBRARY_PATH="$PREFIX/lib:$STUBS${LIBRARY_PATH:+:$LIBRARY_PATH}"
 echo "== $(nvcc --version | tail -n1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP"
 
 start=$SECONDS
-cargo build --locked --features cuda --bin instructor
-echo "== cargo build --features cuda --bin instructor: $((SECONDS - start)) s"
+cargo build --locked -p instructor-cli --features cuda
+echo "== cargo build -p instructor-cli --features cuda: $((SECONDS - start)) s"
 start=$SECONDS
-cargo test --locked --features cuda --no-run
-echo "== cargo test --features cuda --no-run: $((SECONDS - start)) s"
+cargo test --locked --workspace --features instructor/cuda --no-run
+echo "== cargo test --workspace --features instructor/cuda --no-run: $((SECONDS - start)) s"
 
 if [ "${1:-}" = "--bundle" ]; then
     # What scripts/gpu-check.sh runs on a GPU machine, which has no Rust toolchain and no
     # network: the CLI and the random-model writer, stripped and gzipped (the device tool carries
     # 64 MiB; the embedded PTX compresses ~4x). git ignores .gpu/.
-    cargo build --locked --features cuda --example random_model
+    cargo build --locked -p instructor --features cuda --example random_model
     target=${CARGO_TARGET_DIR:-target}/debug
     rm -rf .gpu && mkdir -p .gpu
     for bin in instructor examples/random_model; do

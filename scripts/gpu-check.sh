@@ -9,7 +9,7 @@
 #      bounds: 1e-4 f32 on a GPU, 1.5e-2 bf16), normalized embeddings;
 #   2. training: `instructor train --device cuda --dtype bf16` for 300 steps on a random
 #      instructor-base-shape model and MEDI records made from benches/pairs.jsonl; tokens/s;
-#   3. the wgpu benchmark (`cargo bench --features wgpu --bench wgpu`) when its binary was carried.
+#   3. the wgpu benchmark (`cargo bench -p instructor --features wgpu --bench wgpu`) when its binary was carried.
 #
 # Binaries: carried, gzipped, in .gpu/ (made by `scripts/check-cuda.sh --bundle` on a Linux x86-64
 # machine with CUDA 13.0's nvcc: a driver refuses PTX from a newer nvcc than its own); without
@@ -42,7 +42,8 @@ if [ -e .gpu/instructor.gz ]; then
 elif command -v cargo >/dev/null; then
     say "building with cargo (--features cuda)"
     export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
-    cargo build --release --locked --features cuda --bin instructor --example random_model || exit 1
+    cargo build --release --locked -p instructor-cli --features cuda || exit 1
+    cargo build --release --locked -p instructor --features cuda --example random_model || exit 1
     BIN=target/release
     RANDOM_MODEL=$BIN/examples/random_model
 else

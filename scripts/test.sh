@@ -18,6 +18,8 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 # Natively every crate and target, the wgpu backend included (CUDA needs a toolkit: check-cuda.sh).
 cargo clippy --locked --workspace --all-targets --features instructor/wgpu -- -D warnings
+# The core without features (what a CPU-only user builds): code used only by wgpu shows up here.
+cargo clippy --locked -p instructor --lib -- -D warnings
 # The browser build: the core and the bindings as the single-threaded package builds them.
 cargo clippy --locked -p instructor -p instructor-web --target wasm32-unknown-unknown \
   --features instructor-web/wgpu -- -D warnings

@@ -287,7 +287,7 @@ impl ModelConfig {
     }
 
     /// The name of `path` (one of this config's paths) relative to the root, as a source knows it.
-    pub fn relative(&self, path: &Path) -> String {
+    pub(crate) fn relative(&self, path: &Path) -> String {
         let rel = path.strip_prefix(&self.root).unwrap_or(path);
         rel.components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())

@@ -23,7 +23,7 @@ pub enum Error {
     Weights { file: PathBuf, msg: String },
     /// A line (or record) of a user's data file is malformed: an input file, an evaluation
     /// dataset, a training set. `line` is 1-based; `what` says what was wrong with it.
-    #[error("{}: line {line}: {what}", file.display())]
+    #[error("{} line {line}: {what}", file.display())]
     Line {
         file: PathBuf,
         line: usize,

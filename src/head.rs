@@ -1,8 +1,10 @@
 //! What follows pooling in `modules.json`: sentence-transformers' Dense and Normalize layers.
 
-use crate::config::{Activation, DenseConfig};
+use crate::config::{Activation, DenseConfig, HeadConfig};
+use crate::error::{candle_message, Error, Result};
 use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
+use std::path::Path;
 
 /// A loaded head layer (its description is [`HeadConfig`](crate::config::HeadConfig)).
 #[derive(Debug, Clone)]
@@ -15,6 +17,21 @@ pub enum Head {
 }
 
 impl Head {
+    /// The layers `heads` describes, each Dense layer's weights file opened by `open`.
+    pub(crate) fn load_all(
+        heads: &[HeadConfig],
+        open: impl Fn(&Path) -> Result<VarBuilder<'static>>,
+    ) -> Result<Vec<Self>> {
+        heads
+            .iter()
+            .map(|h| match h {
+                HeadConfig::Normalize => Ok(Head::Normalize),
+                HeadConfig::Dense(cfg) => Head::dense_from(open(&cfg.weights)?, cfg)
+                    .map_err(|e| Error::weights(&cfg.weights, candle_message(&e))),
+            })
+            .collect()
+    }
+
     /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`).
     pub fn dense_from(vb: VarBuilder, cfg: &DenseConfig) -> candle_core::Result<Self> {
         let vb = vb.pp("linear");

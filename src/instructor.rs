@@ -3,8 +3,8 @@
 
 use crate::backend::candle::Batch;
 use crate::backend::{Backend, Device};
-use crate::config::{HeadConfig, ModelConfig};
-use crate::error::{candle_message, Error, Result};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::input::{Input, Tokens};
 use crate::model::{load_weights_from, Dropout, Dtype};
@@ -140,17 +140,7 @@ impl Instructor {
             let data = src.open(&config.relative(file))?;
             weights(file, load_weights_from(data, file, dtype, device)?)
         };
-        let heads = config
-            .heads
-            .iter()
-            .map(|h| match h {
-                HeadConfig::Normalize => Ok(Head::Normalize),
-                HeadConfig::Dense(cfg) => {
-                    Head::dense_from(open(&cfg.weights, DType::F32, &host)?, cfg)
-                        .map_err(|e| Error::weights(&cfg.weights, candle_message(&e)))
-                }
-            })
-            .collect::<Result<_>>()?;
+        let heads = Head::load_all(&config.heads, |file| open(file, DType::F32, &host))?;
         let (backend, fallback_reason) = Backend::load(
             &|dtype, device| open(&config.weights, dtype, device),
             &config.weights,

@@ -4,10 +4,10 @@
 //!
 //! The path of one embedding, module by module:
 //! [`input`] (pairs, tokens) → [`config`] (the model folder) → [`source`] (its bytes: a folder,
-//! or memory in the browser) → [`tokenize`] → [`model`] (the T5 encoder, read from the
-//! checkpoint) → [`backend`] (where it runs: the one [`Device`]; candle, or wgpu with the `wgpu`
-//! feature) → [`pooling`] → [`head`] (Dense / Normalize) → [`Instructor`] (load, the one batch
-//! loop, encode). Nothing here knows about HTTP, result files, training or JS: the hub, eval,
+//! or memory in the browser) → `tokenize` (INSTRUCTOR's input rules) → [`model`] (the T5
+//! encoder, read from the checkpoint) → [`backend`] (where it runs: the one [`Device`]; candle,
+//! or wgpu with the `wgpu` feature) → `pooling` (the instruction left out of the mean) →
+//! [`head`] (Dense / Normalize) → [`Instructor`] (load, the one batch loop, encode). Nothing here knows about HTTP, result files, training or JS: the hub, eval,
 //! train, the CLI and the bindings are crates of this workspace that use this one.
 //!
 //! ```no_run
@@ -28,13 +28,13 @@ pub mod config;
 
 pub mod source;
 
-pub mod tokenize;
+mod tokenize;
 
 pub mod model;
 
 pub mod backend;
 
-pub mod pooling;
+mod pooling;
 
 pub mod head;
 

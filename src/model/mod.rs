@@ -4,7 +4,7 @@ pub mod t5;
 mod weights;
 
 pub use t5::{Dropout, T5Encoder};
-pub use weights::{load_weights, load_weights_from};
+pub(crate) use weights::load_weights_from;
 
 use candle_core::DType;
 

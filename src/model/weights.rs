@@ -15,16 +15,11 @@ use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Opens `path` by its extension. Truncated or malformed files fail here; a missing tensor or one
-/// of the wrong shape fails when the model asks for it (the caller names the file then).
-pub fn load_weights(path: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
-    load_weights_from(FileData::Path(path.to_path_buf()), path, dtype, device)
-}
-
-/// [`load_weights`] for a file from any [`ModelSource`](crate::source::ModelSource); `name` (the
-/// file's path relative to the source's root, joined to it) picks the format by its extension and
-/// names the file in errors.
-pub fn load_weights_from(
+/// Opens a weights file from any [`ModelSource`](crate::source::ModelSource); `name` (the file's
+/// path relative to the source's root, joined to it) picks the format by its extension and names
+/// the file in errors. Truncated or malformed files fail here; a missing tensor or one of the
+/// wrong shape fails when the model asks for it (the caller names the file then).
+pub(crate) fn load_weights_from(
     data: FileData,
     name: &Path,
     dtype: DType,

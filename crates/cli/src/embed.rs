@@ -88,13 +88,13 @@ pub fn read_inputs(path: &Path) -> Result<Vec<Input>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut inputs = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let at = || format!("{} line {}", path.display(), i + 1);
+        let bad = |what: String| instructor::Error::line(path, i + 1, what);
         let line = std::str::from_utf8(line)
-            .map_err(|e| anyhow::anyhow!("{}: invalid UTF-8 at byte {}", at(), e.valid_up_to()))?;
+            .map_err(|e| bad(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         if line.trim().is_empty() {
             continue;
         }
-        let r: Record = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+        let r: Record = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         inputs.push(Input::new(r.instruction.unwrap_or_default(), r.text));
     }
     Ok(inputs)

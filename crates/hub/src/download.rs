@@ -27,6 +27,8 @@ pub(crate) struct FileMeta {
 const MAX_REDIRECTS: usize = 5;
 /// How often a download that broke off is resumed before giving up (huggingface_hub: 5).
 const RETRIES: u32 = 5;
+/// Read and hashed at a time.
+const CHUNK: usize = 256 * 1024;
 
 /// Why one download attempt failed.
 enum Failure {
@@ -36,6 +38,12 @@ enum Failure {
         progressed: bool,
     },
     Fatal(HubError),
+}
+
+impl Failure {
+    fn retry(error: HubError, progressed: bool) -> Self {
+        Failure::Retry { error, progressed }
+    }
 }
 
 pub(crate) struct Http {
@@ -234,6 +242,7 @@ impl Http {
         Ok(())
     }
 
+    /// One try: continue what is on disk, fetch the rest, verify the whole.
     fn attempt(
         &self,
         opts: &HubOptions,
@@ -242,103 +251,48 @@ impl Http {
         partial: &Path,
         progress: &mut dyn Progress,
     ) -> Result<(), Failure> {
-        let io = |e| Failure::Fatal(HubError::io(partial, e));
-        let dir = partial.parent().expect("blobs have a folder");
-        fs::create_dir_all(dir).map_err(|e| Failure::Fatal(HubError::io(dir, e)))?;
-        // Append mode: every write lands at the end, also after a truncation.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(partial)
-            .map_err(io)?;
-        let mut verifier = Verifier::new(meta);
-        // The hash covers the bytes already on disk, so that a resumed download is verified whole.
-        let mut done = verifier.feed(&mut file).map_err(io)?;
-        if meta.size.is_some_and(|size| done > size) {
-            file.set_len(0).map_err(io)?;
-            (done, verifier) = (0, Verifier::new(meta));
-        }
+        let mut part = Partial::open(partial, meta)?;
         // Complete but not renamed (interrupted right before): just verify.
-        if meta.size != Some(done) {
-            let (url, resp) = self.get(opts, &meta.location, done)?;
-            match resp.status().as_u16() {
-                206 => {
-                    let start = header(&resp, "content-range")
-                        .and_then(|r| r.strip_prefix("bytes "))
-                        .and_then(|r| r.split('-').next())
-                        .and_then(|s| s.parse::<u64>().ok());
-                    if start != Some(done) {
-                        file.set_len(0).map_err(io)?;
-                        return Err(Failure::Retry {
-                            error: protocol(
-                                &url,
-                                format!("asked for bytes {done}- but got {start:?}"),
-                            ),
-                            progressed: false,
-                        });
-                    }
-                }
-                // The server ignored Range: start over.
-                200 if done > 0 => {
-                    file.set_len(0).map_err(io)?;
-                    (done, verifier) = (0, Verifier::new(meta));
-                }
-                200 => {}
-                416 => {
-                    file.set_len(0).map_err(io)?;
-                    return Err(Failure::Retry {
-                        error: protocol(&url, format!("range {done}- not satisfiable")),
-                        progressed: false,
-                    });
-                }
-                _ => return Err(Failure::Fatal(status_error(opts, t, &url, &resp))),
-            }
-            progress.start(t.file, done, meta.size);
-            let started = done;
-            let mut reader = resp.into_body().into_reader();
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(Failure::Retry {
-                            error: HubError::Network {
-                                url: url.clone(),
-                                message: format!("download broke off after {done} bytes: {e}"),
-                            },
-                            progressed: done > started,
-                        })
-                    }
-                };
-                file.write_all(&buf[..n]).map_err(io)?;
-                verifier.update(&buf[..n]);
-                done += n as u64;
-                progress.advance(done);
-            }
-            if let Some(size) = meta.size.filter(|&s| s != done) {
-                return Err(Failure::Retry {
-                    error: protocol(&url, format!("sent {done} bytes of {size}")),
-                    progressed: done > started,
-                });
-            }
+        if meta.size != Some(part.done) {
+            let (url, resp) = self.request_rest(opts, t, meta, &mut part)?;
+            progress.start(t.file, part.done, meta.size);
+            part.receive(resp, &url, meta.size, progress)?;
         }
-        file.sync_all().map_err(io)?;
-        drop(file);
-        if let Err((algorithm, expected, actual)) = verifier.check() {
-            fs::remove_file(partial).map_err(io)?;
-            return Err(Failure::Fatal(HubError::Integrity(Box::new(Mismatch {
-                repo: t.repo.to_string(),
-                revision: t.revision_label(),
-                file: t.file.to_string(),
-                algorithm,
-                expected,
-                actual,
-            }))));
+        part.verify(t)
+    }
+
+    /// Asks for the bytes after what `part` holds and fits `part` to the answer: a 206 from
+    /// elsewhere than asked, or a 416, empties it for the next try; a 200 means the server
+    /// ignored `Range`, so the body starts at zero.
+    fn request_rest(
+        &self,
+        opts: &HubOptions,
+        t: &Target,
+        meta: &FileMeta,
+        part: &mut Partial,
+    ) -> Result<(String, Response<Body>), Failure> {
+        let done = part.done;
+        let (url, resp) = self.get(opts, &meta.location, done)?;
+        match resp.status().as_u16() {
+            206 => {
+                let start = range_start(&resp);
+                if start != Some(done) {
+                    part.restart(meta)?;
+                    let message = format!("asked for bytes {done}- but got {start:?}");
+                    return Err(Failure::retry(protocol(&url, message), false));
+                }
+            }
+            // The server ignored Range: start over.
+            200 if done > 0 => part.restart(meta)?,
+            200 => {}
+            416 => {
+                part.restart(meta)?;
+                let message = format!("range {done}- not satisfiable");
+                return Err(Failure::retry(protocol(&url, message), false));
+            }
+            _ => return Err(Failure::Fatal(status_error(opts, t, &url, &resp))),
         }
-        Ok(())
+        Ok((url, resp))
     }
 
     /// GET with `Range: bytes={from}-` when resuming, following redirects; the token only goes
@@ -353,10 +307,7 @@ impl Http {
         for _ in 0..=MAX_REDIRECTS {
             let resp = self
                 .call(opts, false, &url, from)
-                .map_err(|error| Failure::Retry {
-                    error,
-                    progressed: false,
-                })?;
+                .map_err(|error| Failure::retry(error, false))?;
             if !(300..400).contains(&resp.status().as_u16()) {
                 return Ok((url, resp));
             }
@@ -366,6 +317,114 @@ impl Http {
             url = join(&url, location);
         }
         Err(Failure::Fatal(protocol(&url, "too many redirects")))
+    }
+}
+
+/// The `.incomplete` file of one download, with the length and running hash of what it holds.
+struct Partial<'a> {
+    path: &'a Path,
+    file: File,
+    verifier: Verifier,
+    done: u64,
+}
+
+impl<'a> Partial<'a> {
+    /// Opens (or creates) `path` and hashes what an earlier try left in it, so that a resumed
+    /// download is verified whole. More than the whole file cannot be continued: it starts over.
+    fn open(path: &'a Path, meta: &FileMeta) -> Result<Self, Failure> {
+        let dir = path.parent().expect("blobs have a folder");
+        fs::create_dir_all(dir).map_err(fatal_io(dir))?;
+        // Append mode: every write lands at the end, also after a truncation.
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(fatal_io(path))?;
+        let mut part = Partial {
+            path,
+            file,
+            verifier: Verifier::new(meta),
+            done: 0,
+        };
+        part.done = part
+            .verifier
+            .feed(&mut part.file)
+            .map_err(fatal_io(part.path))?;
+        if meta.size.is_some_and(|size| part.done > size) {
+            part.restart(meta)?;
+        }
+        Ok(part)
+    }
+
+    /// Empties the file and the hash: what it held cannot be continued.
+    fn restart(&mut self, meta: &FileMeta) -> Result<(), Failure> {
+        self.file.set_len(0).map_err(fatal_io(self.path))?;
+        (self.done, self.verifier) = (0, Verifier::new(meta));
+        Ok(())
+    }
+
+    /// Appends the body to the file and the hash. A connection that breaks, or a body short of
+    /// `size`, is a retry from what arrived; `progressed` says whether anything did.
+    fn receive(
+        &mut self,
+        resp: Response<Body>,
+        url: &str,
+        size: Option<u64>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), Failure> {
+        let started = self.done;
+        let mut reader = resp.into_body().into_reader();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_some(&mut reader, &mut buf).map_err(|e| {
+                let error = HubError::Network {
+                    url: url.to_string(),
+                    message: format!("download broke off after {} bytes: {e}", self.done),
+                };
+                Failure::retry(error, self.done > started)
+            })?;
+            if n == 0 {
+                break;
+            }
+            self.file
+                .write_all(&buf[..n])
+                .map_err(fatal_io(self.path))?;
+            self.verifier.update(&buf[..n]);
+            self.done += n as u64;
+            progress.advance(self.done);
+        }
+        if let Some(size) = size.filter(|&s| s != self.done) {
+            let message = format!("sent {} bytes of {size}", self.done);
+            return Err(Failure::retry(protocol(url, message), self.done > started));
+        }
+        Ok(())
+    }
+
+    /// Syncs and closes the file, then checks its hash; a mismatch removes it, so that neither
+    /// the cache nor the next try keeps bytes that are not the blob.
+    fn verify(self, t: &Target) -> Result<(), Failure> {
+        let Partial {
+            path,
+            file,
+            verifier,
+            ..
+        } = self;
+        file.sync_all().map_err(fatal_io(path))?;
+        // Closed before it may be removed.
+        drop(file);
+        if let Err((algorithm, expected, actual)) = verifier.check() {
+            fs::remove_file(path).map_err(fatal_io(path))?;
+            return Err(Failure::Fatal(HubError::Integrity(Box::new(Mismatch {
+                repo: t.repo.to_string(),
+                revision: t.revision_label(),
+                file: t.file.to_string(),
+                algorithm,
+                expected,
+                actual,
+            }))));
+        }
+        Ok(())
     }
 }
 
@@ -402,17 +461,15 @@ impl Verifier {
 
     /// Hashes what `file` holds from its current position; returns the byte count.
     fn feed(&mut self, file: &mut File) -> std::io::Result<u64> {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; CHUNK];
         let mut total = 0;
         loop {
-            match file.read(&mut buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => {
+            match read_some(file, &mut buf)? {
+                0 => return Ok(total),
+                n => {
                     self.update(&buf[..n]);
                     total += n as u64;
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
             }
         }
     }
@@ -430,6 +487,29 @@ impl Verifier {
             Err((algorithm, expected, actual))
         }
     }
+}
+
+/// An I/O error on `path`: no retry would mend it.
+fn fatal_io(path: &Path) -> impl FnOnce(std::io::Error) -> Failure + '_ {
+    move |e| Failure::Fatal(HubError::io(path, e))
+}
+
+/// `read`, again when a signal interrupted it; `Ok(0)` at the end.
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            read => return read,
+        }
+    }
+}
+
+/// Where a 206's `Content-Range: bytes {start}-{end}/{size}` starts.
+fn range_start(resp: &Response<Body>) -> Option<u64> {
+    header(resp, "content-range")
+        .and_then(|r| r.strip_prefix("bytes "))
+        .and_then(|r| r.split('-').next())
+        .and_then(|s| s.parse().ok())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -5,11 +5,12 @@
 use super::kernels::{Mode, Pass};
 use super::model::{bucket_table, layout};
 use super::{Gpu, Storage, WgpuEncoder, WgpuOptions};
-use crate::config::{Activation, HeadConfig, ModelConfig};
-use crate::error::{candle_message, Error, Result};
+use crate::config::{Activation, ModelConfig};
+use crate::error::Result;
 use crate::head::Head;
 use crate::input::Tokens;
-use crate::model::load_weights;
+use crate::model::load_weights_from;
+use crate::source::FileData;
 use std::path::Path;
 
 /// [`Gpu::new`], waiting.
@@ -22,18 +23,16 @@ pub fn gpu() -> Result<Gpu> {
 pub fn load(dir: &Path, opts: WgpuOptions) -> Result<WgpuEncoder> {
     let config = ModelConfig::from_folder(dir)?;
     let cpu = candle_core::Device::Cpu;
-    let heads = config
-        .heads
-        .iter()
-        .map(|h| match h {
-            HeadConfig::Normalize => Ok(Head::Normalize),
-            HeadConfig::Dense(d) => {
-                Head::dense_from(load_weights(&d.weights, candle_core::DType::F32, &cpu)?, d)
-                    .map_err(|e| Error::weights(&d.weights, candle_message(&e)))
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let vb = load_weights(&config.weights, candle_core::DType::F32, &cpu)?;
+    let f32 = |file: &Path| {
+        load_weights_from(
+            FileData::Path(file.into()),
+            file,
+            candle_core::DType::F32,
+            &cpu,
+        )
+    };
+    let heads = Head::load_all(&config.heads, f32)?;
+    let vb = f32(&config.weights)?;
     pollster::block_on(WgpuEncoder::stream(
         gpu()?,
         &vb,
