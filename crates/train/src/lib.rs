@@ -31,6 +31,7 @@ use instructor::{Error, Input, Instructor, LoadOptions, Result};
 use rng::{SplitMix64, STREAM_DROPOUT};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -231,6 +232,27 @@ pub fn gradients(loss: &Tensor, vars: &[&Var]) -> Result<Vec<Tensor>> {
 
 /// Runs training as configured, reporting through `on_event`.
 pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<TrainSummary> {
+    check_config(cfg)?;
+    let plan = Plan::read(cfg)?;
+    let mut run = Run::open(cfg, plan)?;
+    on_event(run.started());
+    let (mut last, mut saved) = (None, None);
+    for step in run.first_step..run.plan.total_steps {
+        let entry = run.step(step)?;
+        run.log(&entry)?;
+        on_event(Event::Step(&entry));
+        last = Some(entry);
+        if run.checkpoint_due(step + 1) {
+            let dir = run.save(step + 1)?;
+            on_event(Event::Saved(&dir));
+            saved = Some(dir);
+        }
+    }
+    Ok(run.finish(saved, last))
+}
+
+/// Rejects settings no run can use, before anything is read or written.
+fn check_config(cfg: &TrainConfig) -> Result<()> {
     let bad = |msg: &str| Err(Error::Input(msg.to_string()));
     if cfg.batch_size == 0 || cfg.grad_accum == 0 {
         return bad("batch size and gradient accumulation must be at least 1");
@@ -242,131 +264,210 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
         // Gradients below f16's range would vanish without loss scaling; bf16 has f32's range.
         return bad("f16 training is not supported (no loss scaling): use bf16 or f32");
     }
-    let bytes = std::fs::read(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| Error::Input(format!("{}: not UTF-8: {e}", cfg.data.display())))?;
-    let data =
-        Dataset::parse(text).map_err(|e| Error::Input(format!("{}: {e}", cfg.data.display())))?;
-    if !data.invalid.is_empty() && !cfg.skip_invalid {
-        return Err(Error::Input(format!(
-            "{}: {}",
-            cfg.data.display(),
-            data.invalid_error()
-        )));
+    Ok(())
+}
+
+/// The data of a run and what follows from it alone: the batches and the number of updates.
+/// Built before the output folder is touched, so that bad data stops a run with nothing written.
+struct Plan {
+    data: Dataset,
+    /// SHA-256 of the data file: a checkpoint only resumes on the same data.
+    data_sha256: String,
+    batches: BatchOrder,
+    /// Examples left out of batches.
+    dropped: usize,
+    total_steps: usize,
+}
+
+impl Plan {
+    fn read(cfg: &TrainConfig) -> Result<Self> {
+        let bytes = std::fs::read(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| Error::Input(format!("{}: not UTF-8: {e}", cfg.data.display())))?;
+        let data = Dataset::parse(text)
+            .map_err(|e| Error::Input(format!("{}: {e}", cfg.data.display())))?;
+        if !data.invalid.is_empty() && !cfg.skip_invalid {
+            return Err(Error::Input(format!(
+                "{}: {}",
+                cfg.data.display(),
+                data.invalid_error()
+            )));
+        }
+        let (batches, dropped) = data::task_batches(&data.examples, cfg.batch_size);
+        let nb = batches.len();
+        let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * nb / cfg.grad_accum);
+        if total_steps == 0 {
+            return Err(Error::Input(format!(
+                "nothing to train: {} examples make {nb} batches of {} from one task each, \
+                 for {} epoch(s) with {} batch(es) per update",
+                data.examples.len(),
+                cfg.batch_size,
+                cfg.epochs,
+                cfg.grad_accum
+            )));
+        }
+        Ok(Self {
+            data,
+            data_sha256: hex_sha256(&bytes),
+            batches: BatchOrder::new(batches, cfg.seed),
+            dropped,
+            total_steps,
+        })
     }
-    let (batches, dropped) = data::task_batches(&data.examples, cfg.batch_size);
-    let nb = batches.len();
-    let total = cfg.max_steps.unwrap_or(cfg.epochs * nb / cfg.grad_accum);
-    if total == 0 {
-        return Err(Error::Input(format!(
-            "nothing to train: {} examples make {nb} batches of {} from one task each, \
-             for {} epoch(s) with {} batch(es) per update",
-            data.examples.len(),
-            cfg.batch_size,
-            cfg.epochs,
-            cfg.grad_accum
-        )));
+}
+
+/// The run's batches in the order it visits them: epoch `e` in a shuffle derived from the seed
+/// and `e`, so that the run's `g`-th batch follows from `g` alone (what lets a resumed run
+/// repeat an uninterrupted one).
+struct BatchOrder {
+    batches: Vec<Range<usize>>,
+    seed: u64,
+    /// The epoch whose shuffle `order` holds (`usize::MAX` before the first).
+    epoch: usize,
+    order: Vec<usize>,
+}
+
+impl BatchOrder {
+    fn new(batches: Vec<Range<usize>>, seed: u64) -> Self {
+        Self {
+            batches,
+            seed,
+            epoch: usize::MAX,
+            order: Vec::new(),
+        }
     }
 
-    std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
-    checkpoint::remove_partial(&cfg.output)?;
-    let mut dtype_name = format!("{:?}", cfg.dtype);
-    dtype_name.make_ascii_lowercase();
-    let device = cfg.device.candle()?;
-    let opts = LoadOptions {
-        dtype: cfg.dtype,
-        device: cfg.device,
-    };
-    let resume_from = match (checkpoint::latest(&cfg.output)?, cfg.resume) {
-        (Some((_, dir)), true) => Some(dir),
-        (Some((_, dir)), false) => {
-            return Err(Error::Train(format!(
-                "{} holds {}: pass --resume to continue that run, or choose another output folder",
-                cfg.output.display(),
-                dir.display()
-            )))
+    fn per_epoch(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// The records of the run's `g`-th batch.
+    fn get(&mut self, g: usize) -> Range<usize> {
+        let nb = self.per_epoch();
+        if self.epoch != g / nb {
+            self.epoch = g / nb;
+            self.order = data::epoch_order(nb, self.seed, self.epoch);
         }
-        (None, _) => None,
-    };
-    let source = resume_from.clone().unwrap_or_else(|| cfg.model.clone());
-    let (model, params) = Params::load(&source, &opts)?;
-    let spec = RunSpec {
-        data_sha256: hex_sha256(&bytes),
-        total_steps: total,
-        batch_size: cfg.batch_size,
-        grad_accum: cfg.grad_accum,
-        lr: cfg.lr,
-        warmup_ratio: cfg.warmup_ratio,
-        adam: cfg.adam,
-        max_grad_norm: cfg.max_grad_norm,
-        temperature: cfg.temperature,
-        max_seq_length: cfg.max_seq_length,
-        seed: cfg.seed,
-        dropout: cfg.dropout.unwrap_or(model.config().t5.dropout_rate as f32),
-        dtype: dtype_name,
-    };
-    let names: Vec<String> = params.vars().map(|(n, _)| n).collect();
-    let vars: Vec<&Var> = params.vars().map(|(_, v)| v).collect();
-    let (start, mut optim) = match &resume_from {
-        Some(dir) => {
-            let state: TrainerState = read_json(&dir.join(STATE_FILE))?;
-            if state.spec != spec {
-                return Err(Error::Train(format!(
-                    "{} was written by a run with other settings or data; resume with the same \
-                     ones.\n  checkpoint: {:?}\n  now:        {:?}",
-                    dir.display(),
-                    state.spec,
-                    spec
-                )));
+        self.batches[self.order[g % nb]].clone()
+    }
+}
+
+impl RunSpec {
+    /// The spec of the run `cfg` describes on `plan`; the dropout rate is the model's unless
+    /// `cfg` sets one.
+    fn new(cfg: &TrainConfig, plan: &Plan, model: &Instructor) -> Self {
+        let mut dtype = format!("{:?}", cfg.dtype);
+        dtype.make_ascii_lowercase();
+        Self {
+            data_sha256: plan.data_sha256.clone(),
+            total_steps: plan.total_steps,
+            batch_size: cfg.batch_size,
+            grad_accum: cfg.grad_accum,
+            lr: cfg.lr,
+            warmup_ratio: cfg.warmup_ratio,
+            adam: cfg.adam,
+            max_grad_norm: cfg.max_grad_norm,
+            temperature: cfg.temperature,
+            max_seq_length: cfg.max_seq_length,
+            seed: cfg.seed,
+            dropout: cfg.dropout.unwrap_or(model.config().t5.dropout_rate as f32),
+            dtype,
+        }
+    }
+}
+
+/// A run in progress: the model being trained and everything an update or a checkpoint needs.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    plan: Plan,
+    spec: RunSpec,
+    device: candle_core::Device,
+    /// The checkpoint resumed from, if any.
+    resumed_from: Option<PathBuf>,
+    /// The folder the model was loaded from; checkpoints copy its other files.
+    source: PathBuf,
+    model: Instructor,
+    params: Params,
+    /// The names of `params`' weights, in order: the keys of the optimizer's saved state.
+    names: Vec<String>,
+    optim: AdamW,
+    schedule: LinearSchedule,
+    /// Updates done before this run started (non-zero when resumed).
+    first_step: usize,
+    log: std::fs::File,
+}
+
+impl<'a> Run<'a> {
+    /// Prepares the output folder, then starts from `cfg.model`, or resumes from the latest
+    /// checkpoint (model, optimizer and step) when `cfg.resume` asks and its run is this one.
+    fn open(cfg: &'a TrainConfig, plan: Plan) -> Result<Self> {
+        std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
+        checkpoint::remove_partial(&cfg.output)?;
+        let device = cfg.device.candle()?;
+        let resumed_from = resume_point(cfg)?;
+        let source = resumed_from.clone().unwrap_or_else(|| cfg.model.clone());
+        let opts = LoadOptions {
+            dtype: cfg.dtype,
+            device: cfg.device,
+        };
+        let (model, params) = Params::load(&source, &opts)?;
+        let spec = RunSpec::new(cfg, &plan, &model);
+        let names: Vec<String> = params.vars().map(|(n, _)| n).collect();
+        let (first_step, optim) = match &resumed_from {
+            Some(dir) => {
+                let state = read_state(dir, &spec)?;
+                let optim = AdamW::load(&names, &dir.join(OPTIMIZER_FILE), cfg.adam, &device)?;
+                (state.step, optim)
             }
-            let optim = AdamW::load(&names, &dir.join(OPTIMIZER_FILE), cfg.adam, &device)?;
-            (state.step, optim)
-        }
-        None => (0, AdamW::new(vars.iter().copied(), cfg.adam)?),
-    };
-    let mut log = open_log(&cfg.output.join(LOG_FILE), start)?;
-    on_event(Event::Started {
-        first_step: start,
-        total_steps: total,
-        examples: data.examples.len(),
-        batches_per_epoch: nb,
-        dropped,
-        skipped_invalid: data.invalid.len(),
-        resumed_from: resume_from.as_deref(),
-    });
+            None => (0, AdamW::new(params.vars().map(|(_, v)| v), cfg.adam)?),
+        };
+        let log = open_log(&cfg.output.join(LOG_FILE), first_step)?;
+        Ok(Self {
+            cfg,
+            schedule: LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, plan.total_steps),
+            plan,
+            spec,
+            device,
+            resumed_from,
+            source,
+            model,
+            params,
+            names,
+            optim,
+            first_step,
+            log,
+        })
+    }
 
-    let schedule = LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, total);
-    let mut order = (usize::MAX, Vec::new());
-    let mut last = None;
-    let mut saved = None;
-    for step in start..total {
+    fn started(&self) -> Event<'_> {
+        Event::Started {
+            first_step: self.first_step,
+            total_steps: self.plan.total_steps,
+            examples: self.plan.data.examples.len(),
+            batches_per_epoch: self.plan.batches.per_epoch(),
+            dropped: self.plan.dropped,
+            skipped_invalid: self.plan.data.invalid.len(),
+            resumed_from: self.resumed_from.as_deref(),
+        }
+    }
+
+    /// Update `step`: the gradients of its `grad_accum` batches, summed, then one clipped AdamW
+    /// step. Stops at a non-finite loss or gradient norm, before anything of the step is saved.
+    fn step(&mut self, step: usize) -> Result<StepLog> {
         let started = Instant::now();
+        let accum = self.cfg.grad_accum;
+        let vars: Vec<&Var> = self.params.vars().map(|(_, v)| v).collect();
         let mut sum: Option<Vec<Tensor>> = None;
         let (mut loss_sum, mut tokens) = (0.0, 0);
-        for micro in 0..cfg.grad_accum {
-            let g = step * cfg.grad_accum + micro;
-            if order.0 != g / nb {
-                order = (g / nb, data::epoch_order(nb, cfg.seed, g / nb));
-            }
-            let range = batches[order.1[g % nb]].clone();
-            let dropout = (spec.dropout > 0.0)
-                .then(|| {
-                    let rng = SplitMix64::derive(cfg.seed, STREAM_DROPOUT, g as u64);
-                    SeededDropout::new(spec.dropout, rng, &device)
-                })
-                .transpose()?;
-            let (loss, n) = batch_loss(
-                &model,
-                &data.examples[range.clone()],
-                cfg.max_seq_length,
-                cfg.temperature,
-                dropout.as_ref(),
-            )?;
+        for micro in 0..accum {
+            let g = step * accum + micro;
+            let records = self.plan.batches.get(g);
+            let (loss, n) = self.batch_loss(g, &records)?;
             let value = f64::from(loss.to_scalar::<f32>()?);
             if !value.is_finite() {
-                return Err(diverged(step, &format!("loss is {value}"), &range));
+                return Err(diverged(step, &format!("loss is {value}"), &records));
             }
-            let grads = gradients(&(loss / cfg.grad_accum as f64)?, &vars)?;
+            let grads = gradients(&(loss / accum as f64)?, &vars)?;
             sum = Some(match sum {
                 None => grads,
                 Some(s) => s
@@ -379,8 +480,14 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
             tokens += n;
         }
         let mut grads = sum.expect("grad_accum >= 1");
-        let lr = schedule.lr(step);
-        let grad_norm = update(&mut optim, &vars, &mut grads, lr, cfg.max_grad_norm)?;
+        let lr = self.schedule.lr(step);
+        let grad_norm = update(
+            &mut self.optim,
+            &vars,
+            &mut grads,
+            lr,
+            self.cfg.max_grad_norm,
+        )?;
         if !grad_norm.is_finite() {
             return Err(diverged(
                 step,
@@ -388,58 +495,119 @@ pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<Train
                 &(0..0),
             ));
         }
-        let entry = StepLog {
+        Ok(StepLog {
             step: step + 1,
-            epoch: ((step + 1) * cfg.grad_accum) as f64 / nb as f64,
-            loss: loss_sum / cfg.grad_accum as f64,
+            epoch: ((step + 1) * accum) as f64 / self.plan.batches.per_epoch() as f64,
+            loss: loss_sum / accum as f64,
             lr,
             grad_norm,
             tokens,
             tokens_per_s: tokens as f64 / started.elapsed().as_secs_f64(),
-        };
-        serde_json::to_writer(&mut log, &entry).expect("a plain struct");
-        log.write_all(b"\n")
-            .and_then(|_| log.flush())
-            .map_err(|e| Error::io(cfg.output.join(LOG_FILE), e))?;
-        on_event(Event::Step(&entry));
-        last = Some(entry);
+        })
+    }
 
-        let done = step + 1;
-        if done == total || cfg.save_steps.is_some_and(|s| s > 0 && done % s == 0) {
-            let state = TrainerState {
-                step: done,
-                spec: spec.clone(),
-                batches_done: done * cfg.grad_accum,
-                batches_per_epoch: nb,
-                rng: "SplitMix64 streams derived from the seed: batch order per epoch, \
-                      dropout per batch; nothing else to restore"
-                    .into(),
-            };
-            let dir = checkpoint::write(&cfg.output, done, |dir| {
-                params.save_model(&source, dir, &[STATE_FILE, OPTIMIZER_FILE])?;
-                optim.save(&names, &dir.join(OPTIMIZER_FILE))?;
-                let path = dir.join(STATE_FILE);
-                std::fs::write(&path, serde_json::to_vec_pretty(&state).expect("plain"))
-                    .map_err(|e| Error::io(&path, e))
-            })?;
-            on_event(Event::Saved(&dir));
-            saved = Some(dir);
+    /// [`batch_loss`] of the run's `g`-th batch, `records`, with dropout masks derived from `g`.
+    fn batch_loss(&self, g: usize, records: &Range<usize>) -> Result<(Tensor, usize)> {
+        let dropout = (self.spec.dropout > 0.0)
+            .then(|| {
+                let rng = SplitMix64::derive(self.cfg.seed, STREAM_DROPOUT, g as u64);
+                SeededDropout::new(self.spec.dropout, rng, &self.device)
+            })
+            .transpose()?;
+        batch_loss(
+            &self.model,
+            &self.plan.data.examples[records.clone()],
+            self.cfg.max_seq_length,
+            self.cfg.temperature,
+            dropout.as_ref(),
+        )
+    }
+
+    /// Appends `entry` to the log, flushed, so that the log of a stopped run is complete.
+    fn log(&mut self, entry: &StepLog) -> Result<()> {
+        serde_json::to_writer(&mut self.log, entry).expect("a plain struct");
+        self.log
+            .write_all(b"\n")
+            .and_then(|_| self.log.flush())
+            .map_err(|e| Error::io(self.cfg.output.join(LOG_FILE), e))
+    }
+
+    /// Whether a checkpoint follows update `done`: every `save_steps`, and always after the last.
+    fn checkpoint_due(&self, done: usize) -> bool {
+        let every = self.cfg.save_steps.filter(|&s| s > 0);
+        done == self.plan.total_steps || every.is_some_and(|s| done.is_multiple_of(s))
+    }
+
+    /// Writes the checkpoint after update `done`: the model, the optimizer and the trainer state.
+    fn save(&self, done: usize) -> Result<PathBuf> {
+        let state = TrainerState {
+            step: done,
+            spec: self.spec.clone(),
+            batches_done: done * self.cfg.grad_accum,
+            batches_per_epoch: self.plan.batches.per_epoch(),
+            rng: "SplitMix64 streams derived from the seed: batch order per epoch, \
+                  dropout per batch; nothing else to restore"
+                .into(),
+        };
+        checkpoint::write(&self.cfg.output, done, |dir| {
+            self.params
+                .save_model(&self.source, dir, &[STATE_FILE, OPTIMIZER_FILE])?;
+            self.optim.save(&self.names, &dir.join(OPTIMIZER_FILE))?;
+            let path = dir.join(STATE_FILE);
+            std::fs::write(&path, serde_json::to_vec_pretty(&state).expect("plain"))
+                .map_err(|e| Error::io(&path, e))
+        })
+    }
+
+    /// The summary, given the checkpoint this run `saved` last and its `last` update.
+    fn finish(self, saved: Option<PathBuf>, last: Option<StepLog>) -> TrainSummary {
+        let checkpoint = match saved {
+            Some(dir) => dir,
+            // Resumed from the final checkpoint: nothing left to do.
+            None => self
+                .resumed_from
+                .expect("a run with no step left was resumed"),
+        };
+        TrainSummary {
+            model: self.model,
+            steps: self.plan.total_steps,
+            checkpoint,
+            last,
         }
     }
-    let checkpoint = match saved {
-        Some(dir) => dir,
-        // Resumed from the final checkpoint: nothing left to do.
-        None => resume_from.expect("a run with no step left was resumed"),
-    };
-    Ok(TrainSummary {
-        model,
-        steps: total,
-        checkpoint,
-        last,
-    })
 }
 
-fn diverged(step: usize, what: &str, records: &std::ops::Range<usize>) -> Error {
+/// The checkpoint to continue from: the latest in the output folder under `resume`. Without
+/// `resume` one there is an error, so that a new run never mixes with an old one.
+fn resume_point(cfg: &TrainConfig) -> Result<Option<PathBuf>> {
+    match (checkpoint::latest(&cfg.output)?, cfg.resume) {
+        (Some((_, dir)), true) => Ok(Some(dir)),
+        (Some((_, dir)), false) => Err(Error::Train(format!(
+            "{} holds {}: pass --resume to continue that run, or choose another output folder",
+            cfg.output.display(),
+            dir.display()
+        ))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// The trainer state of checkpoint `dir`, which must have been written by a run of `spec`.
+fn read_state(dir: &Path, spec: &RunSpec) -> Result<TrainerState> {
+    let state: TrainerState = read_json(&dir.join(STATE_FILE))?;
+    if state.spec != *spec {
+        return Err(Error::Train(format!(
+            "{} was written by a run with other settings or data; resume with the same \
+             ones.\n  checkpoint: {:?}\n  now:        {:?}",
+            dir.display(),
+            state.spec,
+            spec
+        )));
+    }
+    Ok(state)
+}
+
+/// The error that stops a diverged run at `step`, naming the batch's `records` if not empty.
+fn diverged(step: usize, what: &str, records: &Range<usize>) -> Error {
     let at = if records.is_empty() {
         String::new()
     } else {
