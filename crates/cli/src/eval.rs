@@ -9,11 +9,11 @@ use crate::args::{write_atomic, ModelArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use instructor_eval::cache::DiskCache;
+use instructor_eval::results::{self, TaskRun};
 use instructor_eval::{
     data, infer_model_table, Embedder, EvalError, Protocol, TaskSpec, TaskTable, TaskType,
 };
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -61,15 +61,45 @@ pub struct EvalArgs {
     pub protocol: String,
 }
 
-/// mteb version whose definitions and result layout these files follow.
-const MTEB_VERSION: &str = "2.26.24";
-
+/// Runs the selected tasks, writing `<output>/<task>.json` for each and `<output>/summary.md`
+/// (or, with --print-instructions, only prints what each task would use).
 pub fn run(args: EvalArgs) -> Result<()> {
     let protocol = match args.protocol.as_str() {
         "mteb" => Protocol::Mteb,
         "paper" => Protocol::Paper,
         p => bail!("--protocol: `{p}` (expected mteb or paper)"),
     };
+    let (table, model_table) = task_table(&args)?;
+    let specs = task_specs(&table, &args)?;
+    if args.print_instructions {
+        print_instructions(&specs, &table, model_table.as_deref());
+        return Ok(());
+    }
+    if !args.model.quiet {
+        eprintln!(
+            "instructions: {}",
+            model_table.as_deref().unwrap_or("defaults")
+        );
+    }
+
+    let model_dir = args.model.resolve()?;
+    let model = args.model.load_from(&model_dir)?;
+    let mut embedder = CachedEmbedder::new(&model, &model_dir, &args)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
+    let mut summary: Vec<(String, TaskType, f64)> = vec![];
+    for spec in &specs {
+        let main_score = eval_task(spec, &args, protocol, &mut embedder)?;
+        summary.push((spec.name.clone(), spec.kind, main_score));
+    }
+    write_atomic(&args.output.join("summary.md"), |w| {
+        Ok(w.write_all(results::summary_markdown(&summary).as_bytes())?)
+    })
+}
+
+/// The task table with --instructions and the model table applied, and that model table's name
+/// (`None`: the per-type defaults). The user's model tables join first so that
+/// --instructions-for can name one; the user's task entries apply last, over the model table's.
+fn task_table(args: &EvalArgs) -> Result<(TaskTable, Option<String>)> {
     let mut table = TaskTable::builtin();
     let user: Option<TaskTable> = match &args.instructions {
         Some(path) => {
@@ -101,6 +131,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(u) = user {
         table.merge(u);
     }
+    Ok((table, model_table))
+}
+
+/// The specs of the tasks --tasks selects; a selector that is neither a known task nor a type
+/// is taken as a task name (its type from --task-type).
+fn task_specs(table: &TaskTable, args: &EvalArgs) -> Result<Vec<TaskSpec>> {
     let kind = match &args.task_type {
         Some(t) => {
             Some(TaskType::parse(t).ok_or_else(|| anyhow!("--task-type: unknown type `{t}`"))?)
@@ -116,90 +152,69 @@ pub fn run(args: EvalArgs) -> Result<()> {
             found
         });
     }
-    let specs = names
+    names
         .iter()
         .map(|n| table.spec(n, kind).map_err(|e| anyhow!(e)))
-        .collect::<Result<Vec<_>>>()?;
-    let table_name = model_table.as_deref().unwrap_or("defaults");
-    if args.print_instructions {
-        for spec in &specs {
-            // The model table this task's instructions came from, if it has the task.
-            let from = model_table.as_deref().filter(|m| {
-                table
-                    .models
-                    .get(*m)
-                    .is_some_and(|t| t.contains_key(&spec.name))
-            });
-            let line = serde_json::json!({
-                "task": spec.name,
-                "type": spec.kind,
-                "query": spec.query_instruction,
-                "corpus": spec.corpus_instruction,
-                "table": from,
-            });
-            println!("{line}");
-        }
-        return Ok(());
-    }
-    if !args.model.quiet {
-        eprintln!("instructions: {table_name}");
-    }
+        .collect()
+}
 
-    let model_dir = args.model.resolve()?;
-    let model = args.model.load_from(&model_dir)?;
-    let cache_dir = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| args.output.join("cache"));
-    let mut embedder = CachedEmbedder {
-        model: &model,
-        cache: DiskCache::new(
-            cache_dir.join(model_key(&model_dir, &args.model)?),
-            model.dim(),
-        ),
-        batch_size: args.batch_size,
-        args: &args.model,
-        task: String::new(),
-    };
-    std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
-    let mut summary: Vec<(String, TaskType, f64)> = vec![];
-    for spec in &specs {
-        let start = Instant::now();
-        let (dir, revision) = task_folder(spec, &args)?;
-        let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
-        embedder.task = spec.name.clone();
-        let before = embedder.cache.stats;
-        let result = instructor_eval::run_task(spec, &loaded, &mut embedder, protocol)
-            .map_err(|e| anyhow!("{}: {e}", spec.name))?;
-        let after = embedder.cache.stats;
-        eprintln!(
-            "{}: main score {:.4}; {} texts embedded, {} from the cache",
-            spec.name,
-            result.main_score,
-            after.embedded - before.embedded,
-            after.cached - before.cached
-        );
-        let mut scores = result.scores;
-        scores.insert("hf_subset".into(), "default".into());
-        scores.insert("languages".into(), serde_json::json!(["eng-Latn"]));
-        let file = serde_json::json!({
-            "dataset_revision": revision,
-            "task_name": spec.name,
-            "mteb_version": MTEB_VERSION,
-            "scores": { &args.split: [scores] },
-            "evaluation_time": start.elapsed().as_secs_f64(),
-            "kg_co2_emissions": null,
-            "protocol": args.protocol,
+/// --print-instructions: one JSON line per task, naming the model table its instructions came
+/// from if that table has the task.
+fn print_instructions(specs: &[TaskSpec], table: &TaskTable, model_table: Option<&str>) {
+    for spec in specs {
+        let from = model_table.filter(|m| {
+            table
+                .models
+                .get(*m)
+                .is_some_and(|t| t.contains_key(&spec.name))
         });
-        write_atomic(&args.output.join(format!("{}.json", spec.name)), |w| {
-            serde_json::to_writer_pretty(&mut *w, &file)?;
-            Ok(w.write_all(b"\n")?)
-        })?;
-        summary.push((spec.name.clone(), spec.kind, result.main_score));
+        let line = serde_json::json!({
+            "task": spec.name,
+            "type": spec.kind,
+            "query": spec.query_instruction,
+            "corpus": spec.corpus_instruction,
+            "table": from,
+        });
+        println!("{line}");
     }
-    write_atomic(&args.output.join("summary.md"), |w| {
-        Ok(w.write_all(summary_markdown(&summary).as_bytes())?)
-    })
+}
+
+/// Loads (or fetches) one task's data, runs it and writes its result file; returns its main
+/// score for the summary.
+fn eval_task(
+    spec: &TaskSpec,
+    args: &EvalArgs,
+    protocol: Protocol,
+    embedder: &mut CachedEmbedder,
+) -> Result<f64> {
+    let start = Instant::now();
+    let (dir, revision) = task_folder(spec, args)?;
+    let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
+    embedder.task = spec.name.clone();
+    let before = embedder.cache.stats;
+    let result = instructor_eval::run_task(spec, &loaded, embedder, protocol)
+        .map_err(|e| anyhow!("{}: {e}", spec.name))?;
+    let after = embedder.cache.stats;
+    eprintln!(
+        "{}: main score {:.4}; {} texts embedded, {} from the cache",
+        spec.name,
+        result.main_score,
+        after.embedded - before.embedded,
+        after.cached - before.cached
+    );
+    let run = TaskRun {
+        task: &spec.name,
+        revision: &revision,
+        split: &args.split,
+        protocol,
+        evaluation_time: start.elapsed().as_secs_f64(),
+    };
+    let file = results::task_file(&run, &result);
+    write_atomic(&args.output.join(format!("{}.json", spec.name)), |w| {
+        serde_json::to_writer_pretty(&mut *w, &file)?;
+        Ok(w.write_all(b"\n")?)
+    })?;
+    Ok(result.main_score)
 }
 
 /// The task's folder under `--data`, with revision `local`; else its hub dataset's snapshot,
@@ -225,33 +240,6 @@ fn task_folder(spec: &TaskSpec, args: &EvalArgs) -> Result<(PathBuf, String)> {
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_else(|| ds.revision.clone());
     Ok((dir, commit))
-}
-
-/// Per-task main scores and per-type averages, as mteb's leaderboard groups them.
-fn summary_markdown(rows: &[(String, TaskType, f64)]) -> String {
-    let mut s = String::from("| Task | Type | Main score |\n|---|---|---|\n");
-    let mut by_type: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for (name, kind, score) in rows {
-        s += &format!("| {name} | {} | {:.2} |\n", kind.mteb_name(), score * 100.0);
-        by_type.entry(kind.mteb_name()).or_default().push(*score);
-    }
-    s += "\n| Type | Tasks | Average |\n|---|---|---|\n";
-    for (kind, v) in &by_type {
-        s += &format!(
-            "| {kind} | {} | {:.2} |\n",
-            v.len(),
-            v.iter().sum::<f64>() / v.len() as f64 * 100.0
-        );
-    }
-    let all: Vec<f64> = rows.iter().map(|r| r.2).collect();
-    if !all.is_empty() {
-        s += &format!(
-            "| All | {} | {:.2} |\n",
-            all.len(),
-            all.iter().sum::<f64>() / all.len() as f64 * 100.0
-        );
-    }
-    s
 }
 
 /// Identifies the model's outputs: its folder's config and weight files (path, size, mtime) and
@@ -303,6 +291,27 @@ struct CachedEmbedder<'a> {
     batch_size: usize,
     args: &'a ModelArgs,
     task: String,
+}
+
+impl<'a> CachedEmbedder<'a> {
+    /// The cache lives under --cache (`<output>/cache` by default), in a folder of the model's
+    /// key.
+    fn new(model: &'a Instructor, model_dir: &Path, args: &'a EvalArgs) -> Result<Self> {
+        let cache_dir = args
+            .cache
+            .clone()
+            .unwrap_or_else(|| args.output.join("cache"));
+        Ok(Self {
+            model,
+            cache: DiskCache::new(
+                cache_dir.join(model_key(model_dir, &args.model)?),
+                model.dim(),
+            ),
+            batch_size: args.batch_size,
+            args: &args.model,
+            task: String::new(),
+        })
+    }
 }
 
 impl Embedder for CachedEmbedder<'_> {

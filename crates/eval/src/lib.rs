@@ -4,11 +4,14 @@
 //! A leaf over the core: it embeds through an [`Embedder`] (the CLI wraps
 //! [`instructor::Instructor`] with a disk cache) and nothing else. [`metrics`] holds the pure metric
 //! functions, [`data`] the dataset readers, [`tasks`] the table of known tasks and what each
-//! task type computes, [`cache`] the per-text embedding cache.
+//! task type computes, [`cache`] the per-text embedding cache, [`results`] the documents a run
+//! writes (mteb's per-task result JSON, the summary), built here rather than in the CLI so that
+//! their schema is a library's and tested as one.
 
 pub mod cache;
 pub mod data;
 pub mod metrics;
+pub mod results;
 pub mod tasks;
 
 pub use tasks::{

@@ -1,6 +1,6 @@
 //! Known tasks and what each task type computes, producing mteb 2.x's score keys.
 
-use super::data::TaskData;
+use super::data::{RerankInstance, SummaryText, TaskData};
 use super::metrics::summarization;
 use super::metrics::{billboard, classification, clustering, correlation, pair, ranking};
 use super::metrics::{similarity::cosine, similarity::PairScores};
@@ -224,249 +224,48 @@ pub struct TaskResult {
 /// mteb's seed (`AbsTask.seed`), for undersampling and k-means.
 const SEED: u32 = 42;
 
-/// Runs one task on its loaded data.
+/// Runs one task on its loaded data. Each task type fills mteb 2.x's score keys and names the
+/// one that is its main score (for some types the protocol decides which).
 pub fn run_task(
     spec: &TaskSpec,
     data: &TaskData,
     embedder: &mut dyn Embedder,
     protocol: Protocol,
 ) -> Result<TaskResult, EvalError> {
-    let q = |texts: &[&String]| -> Vec<Input> {
-        texts
-            .iter()
-            .map(|t| Input::new(spec.query_instruction.clone(), (*t).clone()))
-            .collect()
-    };
     let mut m = Map::new();
     let main = match data {
-        TaskData::Sts { pairs, scores } => {
-            let (e1, e2) = embed_pairs(embedder, pairs, &q)?;
-            let s = PairScores::compute(rows(&e1), rows(&e2));
-            let neg = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<_>>();
-            for (name, v) in [
-                ("cosine", s.cosine.clone()),
-                ("manhattan", neg(&s.manhattan)),
-                ("euclidean", neg(&s.euclidean)),
-            ] {
-                m.insert(
-                    format!("{name}_pearson"),
-                    num(correlation::pearson(scores, &v)),
-                );
-                m.insert(
-                    format!("{name}_spearman"),
-                    num(correlation::spearman(scores, &v)),
-                );
-            }
-            // INSTRUCTOR's similarity function is cosine.
-            m.insert("pearson".into(), m["cosine_pearson"].clone());
-            m.insert("spearman".into(), m["cosine_spearman"].clone());
-            "cosine_spearman".to_string()
-        }
+        TaskData::Sts { pairs, scores } => run_sts(spec, pairs, scores, embedder, &mut m),
         TaskData::PairClassification { pairs, labels } => {
-            let (e1, e2) = embed_pairs(embedder, pairs, &q)?;
-            let s = PairScores::compute(rows(&e1), rows(&e2));
-            let split_ties = protocol == Protocol::Paper;
-            let mut best: BTreeMap<&str, f64> = BTreeMap::new();
-            for (name, v, high) in [
-                ("similarity", &s.cosine, true),
-                ("cosine", &s.cosine, true),
-                ("manhattan", &s.manhattan, false),
-                ("euclidean", &s.euclidean, false),
-                ("dot", &s.dot, true),
-            ] {
-                let t = pair::best_thresholds(v, labels, high, split_ties);
-                let signed: Vec<f64> = v.iter().map(|x| if high { *x } else { -x }).collect();
-                let ap = pair::average_precision(&signed, labels);
-                for (metric, value) in [
-                    ("accuracy", t.accuracy),
-                    ("f1", t.f1),
-                    ("precision", t.precision),
-                    ("recall", t.recall),
-                    ("ap", ap),
-                ] {
-                    m.insert(format!("{name}_{metric}"), num(value));
-                    let b = best.entry(metric).or_insert(f64::NEG_INFINITY);
-                    *b = b.max(value);
-                }
-                m.insert(
-                    format!("{name}_accuracy_threshold"),
-                    num(t.accuracy_threshold),
-                );
-                m.insert(format!("{name}_f1_threshold"), num(t.f1_threshold));
-            }
-            for (metric, value) in best {
-                m.insert(format!("max_{metric}"), num(value));
-            }
-            match protocol {
-                Protocol::Mteb => "max_ap",
-                Protocol::Paper => "cosine_ap",
-            }
-            .to_string()
+            run_pair_classification(spec, pairs, labels, embedder, protocol, &mut m)
         }
         TaskData::Classification { train, test } => {
-            classify(spec, train, test, embedder, &mut m)?;
-            "accuracy".to_string()
+            run_classification(spec, train, test, embedder, &mut m)
         }
-        TaskData::Clustering { sets } => {
-            let mut vs = vec![];
-            for (i, set) in sets.iter().enumerate() {
-                let truth = indices(set.iter().map(|(_, l)| l));
-                let k = truth.iter().collect::<HashSet<_>>().len();
-                if k <= 1 {
-                    vs.push(1.0); // mteb: one label, nothing to cluster, V-measure 1
-                    continue;
-                }
-                let texts: Vec<&String> = set.iter().map(|(t, _)| t).collect();
-                let mut inputs = q(&texts);
-                if protocol == Protocol::Paper {
-                    drop_long_instructions(&mut inputs, embedder)?;
-                }
-                let e = embedder.embed(&inputs, &format!("set {}/{}", i + 1, sets.len()))?;
-                let n_init = if protocol == Protocol::Paper { 3 } else { 1 };
-                let assign = clustering::mini_batch_kmeans(
-                    &rows(&e).collect::<Vec<_>>(),
-                    k,
-                    500,
-                    n_init,
-                    SEED,
-                );
-                vs.push(clustering::v_measure(&truth, &assign));
-            }
-            let mean = vs.iter().sum::<f64>() / vs.len().max(1) as f64;
-            let std = (vs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vs.len().max(1) as f64)
-                .sqrt();
-            m.insert("v_measure".into(), num(mean));
-            m.insert("v_measure_std".into(), num(std));
-            m.insert("v_measures".into(), json!(vs));
-            "v_measure".to_string()
-        }
+        TaskData::Clustering { sets } => run_clustering(spec, sets, embedder, protocol, &mut m),
         TaskData::Reranking { instances } => {
-            // mteb 2.x drops instances without a positive or a negative, then ranks each
-            // query's candidates as retrieval with ids `apositive_…` / `negative_…` (which
-            // decide ties in trec order).
-            let kept: Vec<_> = instances
-                .iter()
-                .filter(|x| !x.positive.is_empty() && !x.negative.is_empty())
-                .collect();
-            let queries = embedder.embed(
-                &q(&kept.iter().map(|x| &x.query).collect::<Vec<_>>()),
-                "queries",
-            )?;
-            let docs: Vec<Input> = kept
-                .iter()
-                .flat_map(|x| x.positive.iter().chain(&x.negative))
-                .map(|t| Input::new(spec.corpus_instruction.clone(), t.clone()))
-                .collect();
-            let docs = embedder.embed(&docs, "candidates")?;
-            let (mut per_query, mut aps, mut mrrs, mut offset) = (vec![], vec![], vec![], 0);
-            for (qi, x) in kept.iter().enumerate() {
-                let n = x.positive.len() + x.negative.len();
-                let scores: Vec<f64> = (offset..offset + n)
-                    .map(|d| cosine(queries.row(qi), docs.row(d)))
-                    .collect();
-                offset += n;
-                let relevant: Vec<bool> = (0..n).map(|i| i < x.positive.len()).collect();
-                per_query.push(ranking::rerank_instance_as_retrieval(
-                    qi,
-                    &scores,
-                    x.positive.len(),
-                    &ranking::K_VALUES,
-                ));
-                let (ap, mrr) = ranking::rerank_instance(&scores, &relevant, 10);
-                aps.push(ap);
-                mrrs.push(mrr);
-            }
-            insert_ranking(&mut m, ranking::mean_metrics(&per_query));
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-            m.insert("map".into(), num(mean(&aps)));
-            m.insert("mrr".into(), num(mean(&mrrs)));
-            match protocol {
-                Protocol::Mteb => "map_at_1000",
-                Protocol::Paper => "map",
-            }
-            .to_string()
+            run_reranking(spec, instances, embedder, protocol, &mut m)
         }
-        TaskData::Summarization { texts } => {
-            let human: Vec<&String> = texts.iter().flat_map(|t| &t.human).collect();
-            let machine: Vec<&String> = texts.iter().flat_map(|t| &t.machine).collect();
-            let (h, mach) = (
-                embedder.embed(&q(&human), "human summaries")?,
-                embedder.embed(&q(&machine), "machine summaries")?,
-            );
-            let (mut hi, mut mi) = (0, 0);
-            let texts: Vec<summarization::Text> = texts
-                .iter()
-                .map(|t| {
-                    let take = |e: &Embeddings, at: &mut usize, n: usize| -> Vec<Vec<f32>> {
-                        let r = (*at..*at + n).map(|i| e.row(i).to_vec()).collect();
-                        *at += n;
-                        r
-                    };
-                    summarization::Text {
-                        human: take(&h, &mut hi, t.human.len()),
-                        machine: take(&mach, &mut mi, t.machine.len()),
-                        gold: t.relevance.clone(),
-                    }
-                })
-                .collect();
-            let s = summarization::evaluate(&texts);
-            let put =
-                |m: &mut Map<String, Value>, prefix: &str, c: &summarization::Correlations| {
-                    for (k, v) in [
-                        ("cosine_spearman", c.cosine_spearman),
-                        ("cosine_pearson", c.cosine_pearson),
-                        ("dot_spearman", c.dot_spearman),
-                        ("dot_pearson", c.dot_pearson),
-                        ("spearman", c.cosine_spearman),
-                        ("pearson", c.cosine_pearson),
-                    ] {
-                        m.insert(format!("{prefix}{k}"), num(v));
-                    }
-                };
-            if spec.summeval_v1 {
-                // What mteb 2.x reports for `SummEval` (the bug is kept for comparability).
-                put(&mut m, "", &s.summeval_v1);
-                put(&mut m, "fixed_", &s.fixed);
-            } else {
-                put(&mut m, "", &s.fixed);
-            }
-            put(&mut m, "summeval_v1_", &s.summeval_v1);
-            "cosine_spearman".to_string()
-        }
-        TaskData::Billboard { refs, hyps, human } => {
-            let flat: Vec<&String> = refs.iter().flatten().collect();
-            let (r, h) = (
-                embedder.embed(&q(&flat), "references")?,
-                embedder.embed(&q(&hyps.iter().collect::<Vec<_>>()), "hypotheses")?,
-            );
-            let mut at = 0;
-            let sources: Vec<Vec<Vec<f32>>> = refs
-                .iter()
-                .map(|s| {
-                    at += s.len();
-                    (at - s.len()..at).map(|i| r.row(i).to_vec()).collect()
-                })
-                .collect();
-            let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
-            let pearson =
-                billboard::evaluate(&sources, &hyps, human).map_err(|e| EvalError::Task {
-                    task: spec.name.clone(),
-                    msg: e.to_string(),
-                })?;
-            m.insert("pearson".into(), num(pearson));
-            "pearson".to_string()
-        }
+        TaskData::Summarization { texts } => run_summarization(spec, texts, embedder, &mut m),
         TaskData::Retrieval {
             corpus,
             queries,
             qrels,
-        } => {
-            retrieve(spec, corpus, queries, qrels, embedder, &mut m)?;
-            "ndcg_at_10".to_string()
+        } => run_retrieval(spec, corpus, queries, qrels, embedder, &mut m),
+        TaskData::Billboard { refs, hyps, human } => {
+            run_billboard(spec, refs, hyps, human, embedder, &mut m)
         }
-    };
+    }?;
+    with_main_score(spec, m, main)
+}
+
+/// Copies the main score to `main_score`, the key mteb's readers and the summary use.
+fn with_main_score(
+    spec: &TaskSpec,
+    mut m: Map<String, Value>,
+    main: &str,
+) -> Result<TaskResult, EvalError> {
     let main_score = m
-        .get(&main)
+        .get(main)
         .and_then(Value::as_f64)
         .ok_or_else(|| EvalError::Task {
             task: spec.name.clone(),
@@ -477,6 +276,410 @@ pub fn run_task(
         main_score,
         scores: m,
     })
+}
+
+/// Correlations of each similarity with the gold scores; distances are negated so that higher
+/// means more similar, as mteb does.
+fn run_sts(
+    spec: &TaskSpec,
+    pairs: &[(String, String)],
+    gold: &[f64],
+    embedder: &mut dyn Embedder,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let s = pair_scores(spec, pairs, embedder)?;
+    let neg = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<_>>();
+    for (name, v) in [
+        ("cosine", s.cosine.clone()),
+        ("manhattan", neg(&s.manhattan)),
+        ("euclidean", neg(&s.euclidean)),
+    ] {
+        m.insert(
+            format!("{name}_pearson"),
+            num(correlation::pearson(gold, &v)),
+        );
+        m.insert(
+            format!("{name}_spearman"),
+            num(correlation::spearman(gold, &v)),
+        );
+    }
+    // INSTRUCTOR's similarity function is cosine.
+    m.insert("pearson".into(), m["cosine_pearson"].clone());
+    m.insert("spearman".into(), m["cosine_spearman"].clone());
+    Ok("cosine_spearman")
+}
+
+/// Best-threshold scores and AP per similarity, and their maxima (`max_*`) over similarities.
+fn run_pair_classification(
+    spec: &TaskSpec,
+    pairs: &[(String, String)],
+    labels: &[bool],
+    embedder: &mut dyn Embedder,
+    protocol: Protocol,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let s = pair_scores(spec, pairs, embedder)?;
+    let split_ties = protocol == Protocol::Paper;
+    let mut best: BTreeMap<&str, f64> = BTreeMap::new();
+    for (name, v, high) in [
+        ("similarity", &s.cosine, true),
+        ("cosine", &s.cosine, true),
+        ("manhattan", &s.manhattan, false),
+        ("euclidean", &s.euclidean, false),
+        ("dot", &s.dot, true),
+    ] {
+        let t = pair::best_thresholds(v, labels, high, split_ties);
+        let signed: Vec<f64> = v.iter().map(|x| if high { *x } else { -x }).collect();
+        let ap = pair::average_precision(&signed, labels);
+        for (metric, value) in [
+            ("accuracy", t.accuracy),
+            ("f1", t.f1),
+            ("precision", t.precision),
+            ("recall", t.recall),
+            ("ap", ap),
+        ] {
+            m.insert(format!("{name}_{metric}"), num(value));
+            let b = best.entry(metric).or_insert(f64::NEG_INFINITY);
+            *b = b.max(value);
+        }
+        m.insert(
+            format!("{name}_accuracy_threshold"),
+            num(t.accuracy_threshold),
+        );
+        m.insert(format!("{name}_f1_threshold"), num(t.f1_threshold));
+    }
+    for (metric, value) in best {
+        m.insert(format!("max_{metric}"), num(value));
+    }
+    Ok(match protocol {
+        Protocol::Mteb => "max_ap",
+        Protocol::Paper => "cosine_ap",
+    })
+}
+
+/// Logistic regression on undersampled training sets (mteb's 10 experiments of 8 per label),
+/// scores averaged over the experiments and kept per experiment.
+fn run_classification(
+    spec: &TaskSpec,
+    train: &[(String, String)],
+    test: &[(String, String)],
+    embedder: &mut dyn Embedder,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let all = indices(train.iter().chain(test).map(|(_, l)| l));
+    let (train_y, test_y) = all.split_at(train.len());
+    let selections = classification::undersample(train_y, 8, 10, SEED);
+    // Embed only the training examples some experiment uses, as mteb does.
+    let mut union: Vec<usize> = selections
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    union.sort_unstable();
+    let query = &spec.query_instruction;
+    let train_e = embedder.embed(&inputs(query, union.iter().map(|&i| &train[i].0)), "train")?;
+    let test_e = embedder.embed(&inputs(query, test.iter().map(|(t, _)| t)), "test")?;
+    let row_of: HashMap<usize, usize> = union.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+    let test_rows: Vec<&[f32]> = rows(&test_e).collect();
+    let per_exp: Vec<_> = selections
+        .iter()
+        .map(|sel| {
+            let x: Vec<Vec<f32>> = sel
+                .iter()
+                .map(|&i| train_e.row(row_of[&i]).to_vec())
+                .collect();
+            let y: Vec<usize> = sel.iter().map(|&i| train_y[i]).collect();
+            classification::classification_scores(test_y, &fit_predict(&x, &y, &test_rows))
+        })
+        .collect();
+    insert_classification(m, &per_exp);
+    Ok("accuracy")
+}
+
+/// One experiment's test predictions (labels `y` as in the task). Classes are those present in
+/// the sample (scikit-learn's `classes_`); with one class there is nothing to fit.
+fn fit_predict(x: &[Vec<f32>], y: &[usize], test: &[&[f32]]) -> Vec<usize> {
+    let mut classes: Vec<usize> = y
+        .iter()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    classes.sort_unstable();
+    if classes.len() < 2 {
+        return vec![classes[0]; test.len()];
+    }
+    let local: HashMap<usize, usize> = classes.iter().enumerate().map(|(k, &c)| (c, k)).collect();
+    let y: Vec<usize> = y.iter().map(|c| local[c]).collect();
+    let model = classification::LogisticRegression::fit(x, &y, classes.len(), 1.0);
+    test.iter().map(|r| classes[model.predict(r)]).collect()
+}
+
+/// mteb 2.x's classification keys: the mean over experiments, and `scores_per_experiment`.
+fn insert_classification(
+    m: &mut Map<String, Value>,
+    per_exp: &[classification::ClassificationScores],
+) {
+    let n = per_exp.len() as f64;
+    type Field = (
+        &'static str,
+        fn(&classification::ClassificationScores) -> f64,
+    );
+    let fields: [Field; 7] = [
+        ("accuracy", |s| s.accuracy),
+        ("f1", |s| s.f1),
+        ("f1_weighted", |s| s.f1_weighted),
+        ("precision", |s| s.precision),
+        ("precision_weighted", |s| s.precision_weighted),
+        ("recall", |s| s.recall),
+        ("recall_weighted", |s| s.recall_weighted),
+    ];
+    let mut experiments: Vec<Map<String, Value>> = vec![Map::new(); per_exp.len()];
+    for (name, f) in fields {
+        m.insert(name.into(), num(per_exp.iter().map(f).sum::<f64>() / n));
+        for (e, s) in experiments.iter_mut().zip(per_exp) {
+            e.insert(name.into(), num(f(s)));
+        }
+    }
+    if per_exp.iter().all(|s| s.ap.is_some()) {
+        let ap = per_exp.iter().filter_map(|s| s.ap).sum::<f64>() / n;
+        m.insert("ap".into(), num(ap));
+        m.insert("ap_weighted".into(), num(ap));
+    }
+    m.insert("scores_per_experiment".into(), json!(experiments));
+}
+
+/// V-measure of k-means (k: the set's label count) per set, with mean and standard deviation.
+fn run_clustering(
+    spec: &TaskSpec,
+    sets: &[Vec<(String, String)>],
+    embedder: &mut dyn Embedder,
+    protocol: Protocol,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let mut vs = vec![];
+    for (i, set) in sets.iter().enumerate() {
+        let stage = format!("set {}/{}", i + 1, sets.len());
+        vs.push(cluster_set(spec, set, &stage, embedder, protocol)?);
+    }
+    let mean_v = mean(&vs);
+    let squares: Vec<f64> = vs.iter().map(|v| (v - mean_v).powi(2)).collect();
+    m.insert("v_measure".into(), num(mean_v));
+    m.insert("v_measure_std".into(), num(mean(&squares).sqrt()));
+    m.insert("v_measures".into(), json!(vs));
+    Ok("v_measure")
+}
+
+/// One clustering set's V-measure.
+fn cluster_set(
+    spec: &TaskSpec,
+    set: &[(String, String)],
+    stage: &str,
+    embedder: &mut dyn Embedder,
+    protocol: Protocol,
+) -> Result<f64, EvalError> {
+    let truth = indices(set.iter().map(|(_, l)| l));
+    let k = truth.iter().collect::<HashSet<_>>().len();
+    if k <= 1 {
+        return Ok(1.0); // mteb: one label, nothing to cluster, V-measure 1
+    }
+    let mut inputs = inputs(&spec.query_instruction, set.iter().map(|(t, _)| t));
+    if protocol == Protocol::Paper {
+        drop_long_instructions(&mut inputs, embedder)?;
+    }
+    let e = embedder.embed(&inputs, stage)?;
+    let n_init = if protocol == Protocol::Paper { 3 } else { 1 };
+    let assign = clustering::mini_batch_kmeans(&rows(&e).collect::<Vec<_>>(), k, 500, n_init, SEED);
+    Ok(clustering::v_measure(&truth, &assign))
+}
+
+/// mteb 2.x ranks each query's candidates as retrieval (its keys), the paper's fork by sklearn
+/// AP and MRR@10 per query (`map`, `mrr`); both are reported, the protocol picks the main one.
+fn run_reranking(
+    spec: &TaskSpec,
+    instances: &[RerankInstance],
+    embedder: &mut dyn Embedder,
+    protocol: Protocol,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    // mteb 2.x drops instances without a positive or a negative, then ranks each query's
+    // candidates with ids `apositive_…` / `negative_…` (which decide ties in trec order).
+    let kept: Vec<_> = instances
+        .iter()
+        .filter(|x| !x.positive.is_empty() && !x.negative.is_empty())
+        .collect();
+    let queries = inputs(&spec.query_instruction, kept.iter().map(|x| &x.query));
+    let queries = embedder.embed(&queries, "queries")?;
+    let docs = kept
+        .iter()
+        .flat_map(|x| x.positive.iter().chain(&x.negative));
+    let docs = embedder.embed(&inputs(&spec.corpus_instruction, docs), "candidates")?;
+    let (mut per_query, mut aps, mut mrrs, mut offset) = (vec![], vec![], vec![], 0);
+    for (qi, x) in kept.iter().enumerate() {
+        let n = x.positive.len() + x.negative.len();
+        let scores: Vec<f64> = (offset..offset + n)
+            .map(|d| cosine(queries.row(qi), docs.row(d)))
+            .collect();
+        offset += n;
+        let relevant: Vec<bool> = (0..n).map(|i| i < x.positive.len()).collect();
+        per_query.push(ranking::rerank_instance_as_retrieval(
+            qi,
+            &scores,
+            x.positive.len(),
+            &ranking::K_VALUES,
+        ));
+        let (ap, mrr) = ranking::rerank_instance(&scores, &relevant, 10);
+        aps.push(ap);
+        mrrs.push(mrr);
+    }
+    insert_ranking(m, ranking::mean_metrics(&per_query));
+    m.insert("map".into(), num(mean(&aps)));
+    m.insert("mrr".into(), num(mean(&mrrs)));
+    Ok(match protocol {
+        Protocol::Mteb => "map_at_1000",
+        Protocol::Paper => "map",
+    })
+}
+
+/// Correlations of machine summaries' similarity to the human ones with the human relevance.
+/// mteb 2.x's `SummEval` keeps the v1 averaging (a bug, kept for comparability) as its main
+/// keys, with the fixed one under `fixed_`; other tasks report the fixed one.
+fn run_summarization(
+    spec: &TaskSpec,
+    texts: &[SummaryText],
+    embedder: &mut dyn Embedder,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let query = &spec.query_instruction;
+    let human = inputs(query, texts.iter().flat_map(|t| &t.human));
+    let machine = inputs(query, texts.iter().flat_map(|t| &t.machine));
+    let human = embedder.embed(&human, "human summaries")?;
+    let machine = embedder.embed(&machine, "machine summaries")?;
+    let human = groups(&human, texts.iter().map(|t| t.human.len()));
+    let machine = groups(&machine, texts.iter().map(|t| t.machine.len()));
+    let texts: Vec<summarization::Text> = texts
+        .iter()
+        .zip(human.into_iter().zip(machine))
+        .map(|(t, (human, machine))| summarization::Text {
+            human,
+            machine,
+            gold: t.relevance.clone(),
+        })
+        .collect();
+    let s = summarization::evaluate(&texts);
+    if spec.summeval_v1 {
+        insert_correlations(m, "", &s.summeval_v1);
+        insert_correlations(m, "fixed_", &s.fixed);
+    } else {
+        insert_correlations(m, "", &s.fixed);
+    }
+    insert_correlations(m, "summeval_v1_", &s.summeval_v1);
+    Ok("cosine_spearman")
+}
+
+/// One averaging's summarization keys under `prefix`; the unqualified ones are cosine's.
+fn insert_correlations(m: &mut Map<String, Value>, prefix: &str, c: &summarization::Correlations) {
+    for (k, v) in [
+        ("cosine_spearman", c.cosine_spearman),
+        ("cosine_pearson", c.cosine_pearson),
+        ("dot_spearman", c.dot_spearman),
+        ("dot_pearson", c.dot_pearson),
+        ("spearman", c.cosine_spearman),
+        ("pearson", c.cosine_pearson),
+    ] {
+        m.insert(format!("{prefix}{k}"), num(v));
+    }
+}
+
+/// Exact nearest-neighbour retrieval by cosine over the corpus, scored with mteb 2.x's keys.
+fn run_retrieval(
+    spec: &TaskSpec,
+    corpus: &[(String, String)],
+    queries: &[(String, String)],
+    qrels: &HashMap<String, HashMap<String, i64>>,
+    embedder: &mut dyn Embedder,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    // mteb 2.x evaluates only queries with judgements.
+    let queries: Vec<&(String, String)> = queries
+        .iter()
+        .filter(|(id, _)| qrels.get(id).is_some_and(|r| !r.is_empty()))
+        .collect();
+    let q_inputs = inputs(&spec.query_instruction, queries.iter().map(|(_, t)| t));
+    let q_e = embedder.embed(&q_inputs, "queries")?;
+    let doc_ids: Vec<String> = corpus.iter().map(|(id, _)| id.clone()).collect();
+    let skip = queries
+        .iter()
+        .map(|(qid, _)| {
+            if spec.ignore_identical_ids {
+                doc_ids.iter().position(|d| d == qid)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut top = ranking::TopK::new(
+        *ranking::K_VALUES.last().expect("non-empty"),
+        &doc_ids,
+        skip,
+    );
+    // Embed and score the corpus chunk by chunk so that only one chunk's embeddings and the
+    // per-query heaps are held at once.
+    const CHUNK: usize = 50_000;
+    for (c, chunk) in corpus.chunks(CHUNK).enumerate() {
+        let docs = inputs(&spec.corpus_instruction, chunk.iter().map(|(_, t)| t));
+        let stage = format!("corpus {}/{}", c + 1, corpus.len().div_ceil(CHUNK));
+        let d_e = embedder.embed(&docs, &stage)?;
+        top.push_chunk(rows(&q_e), c * CHUNK, &rows(&d_e).collect::<Vec<_>>());
+    }
+    let per_query: Vec<_> = queries
+        .iter()
+        .zip(top.finish())
+        .map(|((qid, _), hits)| ranking::evaluate_query(&hits, &qrels[qid], &ranking::K_VALUES))
+        .collect();
+    insert_ranking(m, ranking::mean_metrics(&per_query));
+    Ok("ndcg_at_10")
+}
+
+/// mteb 2.x's retrieval keys. Like mteb, nDCG/MAP/recall/precision/hit rate are rounded to 5
+/// decimals (pytrec_eval averages, `round(…, 5)`); MRR is not.
+fn insert_ranking(m: &mut Map<String, Value>, mean: Option<ranking::QueryMetrics>) {
+    let Some(q) = mean else { return };
+    let r5 = |v: f64| (v * 1e5).round() / 1e5;
+    for (i, k) in ranking::K_VALUES.iter().enumerate() {
+        m.insert(format!("ndcg_at_{k}"), num(r5(q.ndcg[i])));
+        m.insert(format!("map_at_{k}"), num(r5(q.map[i])));
+        m.insert(format!("recall_at_{k}"), num(r5(q.recall[i])));
+        m.insert(format!("precision_at_{k}"), num(r5(q.precision[i])));
+        m.insert(format!("mrr_at_{k}"), num(q.mrr[i]));
+        m.insert(format!("hit_rate_at_{k}"), num(r5(q.hit_rate[i])));
+    }
+    m.insert("accuracy".into(), m["recall_at_1"].clone());
+}
+
+/// The paper's Billboard: Pearson of the hypotheses' similarity to their source's references
+/// with the human scores.
+fn run_billboard(
+    spec: &TaskSpec,
+    refs: &[Vec<String>],
+    hyps: &[String],
+    human: &[f64],
+    embedder: &mut dyn Embedder,
+    m: &mut Map<String, Value>,
+) -> Result<&'static str, EvalError> {
+    let query = &spec.query_instruction;
+    let r = embedder.embed(&inputs(query, refs.iter().flatten()), "references")?;
+    let h = embedder.embed(&inputs(query, hyps), "hypotheses")?;
+    let sources = groups(&r, refs.iter().map(Vec::len));
+    let hyps: Vec<Vec<f32>> = rows(&h).map(<[f32]>::to_vec).collect();
+    let pearson = billboard::evaluate(&sources, &hyps, human).map_err(|e| EvalError::Task {
+        task: spec.name.clone(),
+        msg: e.to_string(),
+    })?;
+    m.insert("pearson".into(), num(pearson));
+    Ok("pearson")
 }
 
 /// The paper's mteb fork (its `ClusteringEvaluator`) tokenizes `instruction + sentence` with the
@@ -505,23 +708,46 @@ fn num(v: f64) -> Value {
     json!(v)
 }
 
+/// The mean; 0 rather than NaN when there is nothing to average.
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Each text as an input under `instruction`.
+fn inputs<'a>(instruction: &str, texts: impl IntoIterator<Item = &'a String>) -> Vec<Input> {
+    texts
+        .into_iter()
+        .map(|t| Input::new(instruction, t.clone()))
+        .collect()
+}
+
 fn rows(e: &Embeddings) -> impl Iterator<Item = &[f32]> {
     (0..e.rows).map(move |i| e.row(i))
 }
 
-/// Embeds both sides of pairs as one batch (mteb embeds unique texts once; duplicates here are
-/// served from the cache at no model cost).
-fn embed_pairs(
-    embedder: &mut dyn Embedder,
+/// Consecutive rows of `e` in groups of `sizes`: texts embedded as one flat batch, back per owner.
+fn groups(e: &Embeddings, sizes: impl IntoIterator<Item = usize>) -> Vec<Vec<Vec<f32>>> {
+    let mut at = 0;
+    sizes
+        .into_iter()
+        .map(|n| {
+            at += n;
+            (at - n..at).map(|i| e.row(i).to_vec()).collect()
+        })
+        .collect()
+}
+
+/// Similarities of each pair's embeddings. Both sides are embedded as one batch each (mteb
+/// embeds unique texts once; duplicates here are served from the cache at no model cost).
+fn pair_scores(
+    spec: &TaskSpec,
     pairs: &[(String, String)],
-    q: &dyn Fn(&[&String]) -> Vec<Input>,
-) -> Result<(Embeddings, Embeddings), EvalError> {
-    let a: Vec<&String> = pairs.iter().map(|p| &p.0).collect();
-    let b: Vec<&String> = pairs.iter().map(|p| &p.1).collect();
-    Ok((
-        embedder.embed(&q(&a), "sentence1")?,
-        embedder.embed(&q(&b), "sentence2")?,
-    ))
+    embedder: &mut dyn Embedder,
+) -> Result<PairScores, EvalError> {
+    let query = &spec.query_instruction;
+    let a = embedder.embed(&inputs(query, pairs.iter().map(|p| &p.0)), "sentence1")?;
+    let b = embedder.embed(&inputs(query, pairs.iter().map(|p| &p.1)), "sentence2")?;
+    Ok(PairScores::compute(rows(&a), rows(&b)))
 }
 
 /// Label strings to indices in scikit-learn's class order (numeric when every label is a
@@ -539,160 +765,4 @@ fn indices<'a>(labels: impl Iterator<Item = &'a String> + Clone) -> Vec<usize> {
     }
     let pos: HashMap<&String, usize> = uniq.iter().enumerate().map(|(i, l)| (*l, i)).collect();
     labels.map(|l| pos[l]).collect()
-}
-
-fn classify(
-    spec: &TaskSpec,
-    train: &[(String, String)],
-    test: &[(String, String)],
-    embedder: &mut dyn Embedder,
-    m: &mut Map<String, Value>,
-) -> Result<(), EvalError> {
-    let all = indices(train.iter().chain(test).map(|(_, l)| l));
-    let (train_y, test_y) = all.split_at(train.len());
-    let selections = classification::undersample(train_y, 8, 10, SEED);
-    // Embed only the training examples some experiment uses, as mteb does.
-    let mut union: Vec<usize> = selections
-        .iter()
-        .flatten()
-        .copied()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    union.sort_unstable();
-    let inputs = |idx: &mut dyn Iterator<Item = &String>| -> Vec<Input> {
-        idx.map(|t| Input::new(spec.query_instruction.clone(), t.clone()))
-            .collect()
-    };
-    let train_e = embedder.embed(&inputs(&mut union.iter().map(|&i| &train[i].0)), "train")?;
-    let test_e = embedder.embed(&inputs(&mut test.iter().map(|(t, _)| t)), "test")?;
-    let row_of: HashMap<usize, usize> = union.iter().enumerate().map(|(r, &i)| (i, r)).collect();
-    let test_rows: Vec<&[f32]> = rows(&test_e).collect();
-    let mut per_exp = vec![];
-    for sel in &selections {
-        // Classes are those present in this experiment's sample (scikit-learn's `classes_`).
-        let mut classes: Vec<usize> = sel
-            .iter()
-            .map(|&i| train_y[i])
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        classes.sort_unstable();
-        let local: HashMap<usize, usize> =
-            classes.iter().enumerate().map(|(k, &c)| (c, k)).collect();
-        let x: Vec<Vec<f32>> = sel
-            .iter()
-            .map(|&i| train_e.row(row_of[&i]).to_vec())
-            .collect();
-        let y: Vec<usize> = sel.iter().map(|&i| local[&train_y[i]]).collect();
-        let pred: Vec<usize> = if classes.len() < 2 {
-            vec![classes[0]; test_rows.len()]
-        } else {
-            let model = classification::LogisticRegression::fit(&x, &y, classes.len(), 1.0);
-            test_rows
-                .iter()
-                .map(|r| classes[model.predict(r)])
-                .collect()
-        };
-        per_exp.push(classification::classification_scores(test_y, &pred));
-    }
-    let n = per_exp.len() as f64;
-    type Field = (
-        &'static str,
-        fn(&classification::ClassificationScores) -> f64,
-    );
-    let fields: [Field; 7] = [
-        ("accuracy", |s| s.accuracy),
-        ("f1", |s| s.f1),
-        ("f1_weighted", |s| s.f1_weighted),
-        ("precision", |s| s.precision),
-        ("precision_weighted", |s| s.precision_weighted),
-        ("recall", |s| s.recall),
-        ("recall_weighted", |s| s.recall_weighted),
-    ];
-    let mut experiments: Vec<Map<String, Value>> = vec![Map::new(); per_exp.len()];
-    for (name, f) in fields {
-        m.insert(name.into(), num(per_exp.iter().map(f).sum::<f64>() / n));
-        for (e, s) in experiments.iter_mut().zip(&per_exp) {
-            e.insert(name.into(), num(f(s)));
-        }
-    }
-    if per_exp.iter().all(|s| s.ap.is_some()) {
-        let ap = per_exp.iter().filter_map(|s| s.ap).sum::<f64>() / n;
-        m.insert("ap".into(), num(ap));
-        m.insert("ap_weighted".into(), num(ap));
-    }
-    m.insert("scores_per_experiment".into(), json!(experiments));
-    Ok(())
-}
-
-fn retrieve(
-    spec: &TaskSpec,
-    corpus: &[(String, String)],
-    queries: &[(String, String)],
-    qrels: &HashMap<String, HashMap<String, i64>>,
-    embedder: &mut dyn Embedder,
-    m: &mut Map<String, Value>,
-) -> Result<(), EvalError> {
-    // mteb 2.x evaluates only queries with judgements.
-    let queries: Vec<&(String, String)> = queries
-        .iter()
-        .filter(|(id, _)| qrels.get(id).is_some_and(|r| !r.is_empty()))
-        .collect();
-    let q_inputs: Vec<Input> = queries
-        .iter()
-        .map(|(_, t)| Input::new(spec.query_instruction.clone(), t.clone()))
-        .collect();
-    let q_e = embedder.embed(&q_inputs, "queries")?;
-    let doc_ids: Vec<String> = corpus.iter().map(|(id, _)| id.clone()).collect();
-    let skip = queries
-        .iter()
-        .map(|(qid, _)| {
-            if spec.ignore_identical_ids {
-                doc_ids.iter().position(|d| d == qid)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let mut top = ranking::TopK::new(
-        *ranking::K_VALUES.last().expect("non-empty"),
-        &doc_ids,
-        skip,
-    );
-    // Embed and score the corpus chunk by chunk so that only one chunk's embeddings and the
-    // per-query heaps are held at once.
-    const CHUNK: usize = 50_000;
-    for (c, chunk) in corpus.chunks(CHUNK).enumerate() {
-        let inputs: Vec<Input> = chunk
-            .iter()
-            .map(|(_, t)| Input::new(spec.corpus_instruction.clone(), t.clone()))
-            .collect();
-        let stage = format!("corpus {}/{}", c + 1, corpus.len().div_ceil(CHUNK));
-        let d_e = embedder.embed(&inputs, &stage)?;
-        top.push_chunk(rows(&q_e), c * CHUNK, &rows(&d_e).collect::<Vec<_>>());
-    }
-    let per_query: Vec<_> = queries
-        .iter()
-        .zip(top.finish())
-        .map(|((qid, _), hits)| ranking::evaluate_query(&hits, &qrels[qid], &ranking::K_VALUES))
-        .collect();
-    insert_ranking(m, ranking::mean_metrics(&per_query));
-    Ok(())
-}
-
-/// mteb 2.x's retrieval keys. Like mteb, nDCG/MAP/recall/precision/hit rate are rounded to 5
-/// decimals (pytrec_eval averages, `round(…, 5)`); MRR is not.
-fn insert_ranking(m: &mut Map<String, Value>, mean: Option<ranking::QueryMetrics>) {
-    let Some(q) = mean else { return };
-    let r5 = |v: f64| (v * 1e5).round() / 1e5;
-    for (i, k) in ranking::K_VALUES.iter().enumerate() {
-        m.insert(format!("ndcg_at_{k}"), num(r5(q.ndcg[i])));
-        m.insert(format!("map_at_{k}"), num(r5(q.map[i])));
-        m.insert(format!("recall_at_{k}"), num(r5(q.recall[i])));
-        m.insert(format!("precision_at_{k}"), num(r5(q.precision[i])));
-        m.insert(format!("mrr_at_{k}"), num(q.mrr[i]));
-        m.insert(format!("hit_rate_at_{k}"), num(r5(q.hit_rate[i])));
-    }
-    m.insert("accuracy".into(), m["recall_at_1"].clone());
 }
