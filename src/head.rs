@@ -6,7 +6,7 @@ use candle_core::{Tensor, D};
 use candle_nn::{Linear, Module, VarBuilder};
 use std::path::Path;
 
-/// A loaded head layer (its description is [`HeadConfig`](crate::config::HeadConfig)).
+/// A loaded head layer (its description is [`HeadConfig`]).
 #[derive(Debug, Clone)]
 pub enum Head {
     Dense {
