@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Peer throughput for INSTRUCTOR-shaped encoders: PyTorch f32, PyTorch bf16 autocast, ONNX Runtime f32.
+"""Peer throughput for INSTRUCTOR-shaped encoders: PyTorch f32, PyTorch bf16 autocast, ONNX Runtime f32,
+and ours from Python (`--peers instructor-embed`: the installed `instructor_embed` wheel).
 
 Not for CI (needs torch, transformers, tokenizers, onnx, onnxruntime).  Example:
 
@@ -21,6 +22,14 @@ after one warm-up on the shortest batch per peer (whose output is compared with 
 `max_abs_diff_vs_torch_f32` in the JSON); tokenisation is done beforehand and not timed (it is timed
 separately and reported as `tokenize_tokens_per_s`).  tokens_per_s = real (non-padding) tokens of
 all pairs / seconds.  With --repeat N the best of N passes is reported.
+
+`instructor-embed` (the Python package, `pip install target/wheels-release/instructor_embed-*.whl` into
+this Python) is timed as a user calls it: `INSTRUCTOR(folder).encode(pairs, batch_size=32)`, tokenisation
+included, on the same random weights saved as a sentence-transformers folder.  Its ratio is printed against
+PyTorch f32 both ways: forward only (as timed above) and forward + tokenisation (InstructorEmbedding's
+`encode` does both), e.g.
+
+    python benches/peers.py --threads 2 --peers torch-f32,instructor-embed --repeat 2
 
 Output: one line `peer=<name> tokens_per_s=<x>` per peer on stdout, and --json PATH with the details.
 """
@@ -172,6 +181,58 @@ def run_torch(model, dense, batches, autocast, repeat):
     return best, check
 
 
+def export_folder(model, dense, tokenizer, folder):
+    """The random model as a sentence-transformers folder (what the hub's INSTRUCTOR repos hold):
+    encoder in safetensors, mean pooling, Dense without bias, Normalize."""
+    import shutil
+    import torch
+    from safetensors.torch import save_file
+
+    if os.path.exists(os.path.join(folder, "2_Dense", "model.safetensors")):
+        return
+    os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+    os.makedirs(os.path.join(folder, "2_Dense"), exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    shutil.copy(tokenizer, os.path.join(folder, "tokenizer.json"))
+    d_in, d_out = dense.in_features, dense.out_features
+    files = {
+        "modules.json": [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+            {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+        "sentence_bert_config.json": {"max_seq_length": 512, "do_lower_case": False},
+        "1_Pooling/config.json": {"word_embedding_dimension": d_in, "pooling_mode_mean_tokens": True},
+        "2_Dense/config.json": {"in_features": d_in, "out_features": d_out, "bias": False,
+                                "activation_function": "torch.nn.modules.linear.Identity"},
+    }
+    for name, value in files.items():
+        with open(os.path.join(folder, name), "w") as f:
+            json.dump(value, f)
+    save_file({"linear.weight": dense.weight.detach().contiguous()},
+              os.path.join(folder, "2_Dense", "model.safetensors"))
+
+
+def run_ours(folder, pairs, batches_last, batch_size, repeat):
+    """The Python package as a user calls it; returns (seconds, output rows of the shortest batch)."""
+    import numpy as np
+    from instructor_embed import INSTRUCTOR
+
+    model = INSTRUCTOR(folder)
+    inputs = [[p["instruction"], p["text"]] for p in pairs]
+    order = np.argsort([-len(p["text"]) for p in pairs], kind="stable")
+    last = [inputs[i] for i in order[-batches_last:]]
+    # Unnormalised, as the torch peer's output (Normalize is undone by comparing directions).
+    check = model.encode(last, batch_size=batch_size)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        model.encode(inputs, batch_size=batch_size)
+        best = min(best, time.perf_counter() - t0)
+    return best, check
+
+
 def export_onnx(model, path):
     import warnings
 
@@ -242,6 +303,7 @@ def main():
     args = ap.parse_args()
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # ours (candle's matmul pool)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -280,16 +342,33 @@ def main():
                 export_onnx(model, path)
             secs, check, ver = run_ort(path, dense, batches, args.threads, args.repeat)
             extra["onnxruntime"] = ver
+        elif peer == "instructor-embed":
+            work = args.work_dir or tempfile.mkdtemp(prefix="instructor-peers-")
+            folder = os.path.join(work, f"st-{args.shape}")
+            export_folder(model, dense, args.tokenizer, folder)
+            secs, check = run_ours(folder, pairs, len(batches[-1][0]), args.batch_size, args.repeat)
+            import instructor_embed
+            extra["instructor_embed"] = instructor_embed.__version__
+            extra["timed"] = "INSTRUCTOR.encode from Python, tokenisation included"
         else:
             raise SystemExit(f"unknown peer {peer}")
         if reference is None:
             reference = run_torch(model, dense, batches[-1:], False, 0)[1] if peer != "torch-f32" else check
-        extra["max_abs_diff_vs_torch_f32"] = float(abs(check - reference).max())
+        if peer == "instructor-embed":  # the same rows, L2-normalised by the folder's Normalize
+            import numpy as np
+            want = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+            extra["max_abs_diff_vs_torch_f32"] = float(abs(check - want).max())
+        else:
+            extra["max_abs_diff_vs_torch_f32"] = float(abs(check - reference).max())
         tps = total / secs
         results[peer] = {"seconds": secs, "tokens_per_s": tps, **extra}
         print(f"peer={peer} tokens_per_s={tps:.1f}", flush=True)
         print(f"  ({peer}: {secs:.2f} s timed, {time.perf_counter() - t_setup:.1f} s with setup)", file=sys.stderr)
 
+    if "instructor-embed" in results and "torch-f32" in results:
+        ours, torch_f32 = results["instructor-embed"]["seconds"], results["torch-f32"]["seconds"]
+        print(f"ratio instructor-embed/torch-f32 (forward only) = {torch_f32 / ours:.2f}x; "
+              f"with torch's tokenisation = {(torch_f32 + t_tok) / ours:.2f}x", flush=True)
     out = {
         "shape": args.shape, **SHAPES[args.shape], "vocab_size": 32128, "threads": args.threads,
         "batch_size": args.batch_size, "n_pairs": len(pairs), "seed": args.seed, "total_tokens": total,

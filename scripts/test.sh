@@ -31,6 +31,9 @@ cargo test --locked --workspace 2>&1
 echo "== wgpu backend (lavapipe when there is no GPU) $(space)"
 scripts/test-wgpu.sh
 
+echo "== Python package (the wheel, installed into a fresh venv; pytest) $(space)"
+scripts/test-python.sh
+
 echo "== browser tests (wasm package in headless Chromium) $(space)"
 scripts/test-browser.sh
 

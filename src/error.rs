@@ -45,6 +45,9 @@ pub enum Error {
     /// Training cannot go on (a NaN loss, a checkpoint that does not fit the run).
     #[error("{0}")]
     Train(String),
+    /// The caller stopped the work (an encode's progress callback said so), e.g. on Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -64,6 +67,8 @@ pub enum ErrorKind {
     Device,
     /// Training ([`Error::Train`]) or the arithmetic itself ([`Error::Candle`]).
     Compute,
+    /// The caller stopped the work ([`Error::Interrupted`]).
+    Interrupted,
 }
 
 impl Error {
@@ -110,6 +115,7 @@ impl Error {
             Error::Line { .. } | Error::Input(_) | Error::Tokenizer(_) => ErrorKind::Input,
             Error::Device { .. } => ErrorKind::Device,
             Error::Train(_) | Error::Candle(_) => ErrorKind::Compute,
+            Error::Interrupted => ErrorKind::Interrupted,
         }
     }
 }

@@ -33,8 +33,10 @@ pub struct EncodeOptions<'a> {
     pub normalize: bool,
     /// Truncation length in tokens, `</s>` included; the model's own (512) when `None`.
     pub max_seq_length: Option<usize>,
-    /// Called with `(inputs done, inputs total)` after each batch.
-    pub progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    /// Called with `(inputs done, inputs total)` after each batch. An `Err` stops the encode
+    /// there and is returned: how a binding lets its user interrupt a long encode (Python's
+    /// Ctrl-C is seen between batches, since the GIL is released while a batch runs).
+    pub progress: Option<&'a (dyn Fn(usize, usize) -> Result<()> + Sync)>,
 }
 
 impl Default for EncodeOptions<'_> {
@@ -317,7 +319,7 @@ impl Instructor {
             }
             f(&order[start..end], &tokens[start..end]).await?;
             if let Some(progress) = opts.progress {
-                progress(end, inputs.len());
+                progress(end, inputs.len())?;
             }
             start = end;
         }

@@ -140,7 +140,10 @@ fn progress_reports_every_batch_and_ends_at_total() {
     let inputs = cases();
     let model = load("tiny-relu-bin");
     let seen = std::sync::Mutex::new(Vec::new());
-    let progress = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
+    let progress = |done: usize, total: usize| {
+        seen.lock().unwrap().push((done, total));
+        Ok(())
+    };
     let opts = EncodeOptions {
         batch_size: 8,
         progress: Some(&progress),
@@ -151,6 +154,29 @@ fn progress_reports_every_batch_and_ends_at_total() {
     assert_eq!(seen.len(), inputs.len().div_ceil(8));
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(seen.last().unwrap(), &(inputs.len(), inputs.len()));
+}
+
+/// A progress callback's error stops the encode after that batch (how Python's Ctrl-C gets in).
+#[test]
+fn progress_error_stops_the_encode() {
+    let inputs = cases();
+    let model = load("tiny-relu-bin");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |_: usize, _: usize| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(instructor::Error::Interrupted)
+    };
+    let opts = EncodeOptions {
+        batch_size: 4,
+        progress: Some(&progress),
+        ..Default::default()
+    };
+    let err = model.encode(&inputs, &opts).unwrap_err();
+    assert!(matches!(err, instructor::Error::Interrupted), "{err}");
+    assert_eq!(err.kind(), instructor::ErrorKind::Interrupted);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let err = model.encode_tokens(&inputs, &opts).unwrap_err();
+    assert!(matches!(err, instructor::Error::Interrupted), "{err}");
 }
 
 /// Reduced-precision matrix products (norms, softmax and the residual stream stay f32): the

@@ -44,7 +44,10 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let inputs = read_inputs(&args.input)?;
     let model = args.model.load()?;
     let bar = args.model.progress(inputs.len(), "embedding");
-    let progress = |done: usize, _total: usize| bar.set_position(done as u64);
+    let progress = |done: usize, _total: usize| {
+        bar.set_position(done as u64);
+        Ok(())
+    };
     let opts = EncodeOptions {
         batch_size: args.batch_size,
         normalize: args.normalize,

@@ -320,7 +320,10 @@ impl Embedder for CachedEmbedder<'_> {
         let what = format!("{} {stage}", self.task);
         self.cache.get_or_embed(inputs, &mut |todo| {
             let bar = args.progress(todo.len(), &what);
-            let progress = |done: usize, _: usize| bar.set_position(done as u64);
+            let progress = |done: usize, _: usize| {
+                bar.set_position(done as u64);
+                Ok(())
+            };
             let opts = EncodeOptions {
                 batch_size,
                 progress: Some(&progress),

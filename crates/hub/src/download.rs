@@ -393,6 +393,9 @@ impl<'a> Partial<'a> {
             self.verifier.update(&buf[..n]);
             self.done += n as u64;
             progress.advance(self.done);
+            if progress.stop() {
+                return Err(Failure::Fatal(HubError::Interrupted));
+            }
         }
         if let Some(size) = size.filter(|&s| s != self.done) {
             let message = format!("sent {} bytes of {size}", self.done);

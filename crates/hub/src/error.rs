@@ -59,6 +59,10 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+    /// The caller's [`Progress::stop`](crate::Progress::stop) ended a download; the bytes that
+    /// arrived are kept for the next try.
+    #[error("download interrupted")]
+    Interrupted,
     /// The first file fetched (a model's `modules.json`) does not say which files come next:
     /// the caller's [`FilesAfter`](crate::FilesAfter) refused it.
     #[error(transparent)]

@@ -106,6 +106,12 @@ pub trait Progress {
     fn advance(&mut self, _done: u64) {}
     /// The current file is complete and verified.
     fn finish(&mut self) {}
+    /// Asked after each chunk received: `true` ends the download with
+    /// [`HubError::Interrupted`], keeping what arrived as `.incomplete` for the next try to
+    /// resume (how Python's Ctrl-C reaches a long download).
+    fn stop(&mut self) -> bool {
+        false
+    }
 }
 
 impl Progress for () {}

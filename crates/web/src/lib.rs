@@ -45,6 +45,7 @@ fn core_err(e: instructor::Error) -> JsValue {
         ErrorKind::Device => "GPUError",
         ErrorKind::Input => "TypeError",
         ErrorKind::Compute => "Error",
+        ErrorKind::Interrupted => "AbortError",
     });
     err.into()
 }
