@@ -71,6 +71,10 @@ echo "== cargo build -p instructor-cli --features cuda: $((SECONDS - start)) s"
 start=$SECONDS
 cargo test --locked --workspace --features instructor/cuda --no-run
 echo "== cargo test --workspace --features instructor/cuda --no-run: $((SECONDS - start)) s"
+start=$SECONDS
+# The Python wheel's Rust half with CUDA (a CUDA wheel: maturin build -m crates/python/Cargo.toml --features cuda).
+cargo check --locked -p instructor-python --features cuda
+echo "== cargo check -p instructor-python --features cuda: $((SECONDS - start)) s"
 
 if [ "${1:-}" = "--bundle" ]; then
     # What scripts/gpu-check.sh runs on a GPU machine, which has no Rust toolchain and no

@@ -173,7 +173,7 @@ def test_progress_bar_on_stderr(capfd):
 
 def test_encode_releases_the_gil():
     model = INSTRUCTOR(model_dir("tiny-relu-bin"))
-    texts = [["Represent the text: ", "word " * 300]] * 400
+    texts = [["Represent the text: ", "word " * 300]] * 100
     ticks, stop = [], threading.Event()
 
     def spin():
