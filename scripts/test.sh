@@ -28,6 +28,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --features i
 echo "== native tests (cargo test --workspace) $(space)"
 cargo test --locked --workspace 2>&1
 
+echo "== MPI: instructor embed and eval under mpirun -np 2 (feature mpi) $(space)"
+scripts/test-mpi.sh
+
 echo "== wgpu backend (lavapipe when there is no GPU) $(space)"
 scripts/test-wgpu.sh
 

@@ -283,46 +283,75 @@ impl Instructor {
         self.backend.wgpu()
     }
 
-    /// The one batching policy: tokenizes the inputs, sorts them longest first, and runs
-    /// `f(order, batch)` on groups of at most `opts.batch_size` inputs and at most the tokens the
-    /// backend declares ([`Backend::max_batch_tokens`]); `order` holds each batch input's index
-    /// in `inputs`. Tells `opts.progress` after each group. Batches are packed, so an embedding
-    /// does not depend on what it is batched with: sorting only makes batches of similar length
-    /// (less wasted work in attention tiles, and a memory peak that shows at the first batch).
+    /// The one batching policy, as lists of indices into `inputs` in the order
+    /// [`encode`](Self::encode) runs them: longest first, each batch at most `opts.batch_size`
+    /// inputs and at most the tokens the backend allows (a limit only the browser sets). Sorting
+    /// makes batches of similar length (less wasted work in attention tiles, and a memory peak
+    /// that shows at the first batch). For callers that share work out by batch (ranks under
+    /// MPI): where the backend sets no token limit (natively), encoding the inputs of whole
+    /// batches, concatenated in plan order, runs exactly those batches again, so each embedding
+    /// comes out with the same bits as in one encode of everything.
+    pub fn plan(&self, inputs: &[Input], opts: &EncodeOptions) -> Result<Vec<Vec<usize>>> {
+        check_batch_size(opts)?;
+        let tokens = self.tokenize(inputs, opts.max_seq_length)?;
+        Ok(self.plan_tokens(&tokens, opts.batch_size))
+    }
+
+    fn plan_tokens(&self, tokens: &[Tokens], batch_size: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
+        let budget = self.backend.max_batch_tokens().unwrap_or(usize::MAX);
+        let mut batches = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            let mut held = tokens[order[start]].ids.len();
+            while end < order.len() && end - start < batch_size {
+                held += tokens[order[end]].ids.len();
+                if held > budget {
+                    break;
+                }
+                end += 1;
+            }
+            batches.push(order[start..end].to_vec());
+            start = end;
+        }
+        batches
+    }
+
+    /// Runs `f(order, batch)` on each batch of [`plan`](Self::plan); `order` holds each batch
+    /// input's index in `inputs`. Tells `opts.progress` after each batch. Batches are packed, so
+    /// an embedding does not depend on what it is batched with (up to the last bit of the matrix
+    /// products' summation order, which [`plan`](Self::plan) keeps fixed).
     async fn run_batches(
         &self,
         inputs: &[Input],
         opts: &EncodeOptions<'_>,
         mut f: impl AsyncFnMut(&[usize], &[Tokens]) -> Result<()>,
     ) -> Result<()> {
-        if opts.batch_size == 0 {
-            return Err(Error::Input("batch_size must be at least 1".into()));
-        }
-        let mut tokens: Vec<(usize, Tokens)> = self
-            .tokenize(inputs, opts.max_seq_length)?
-            .into_iter()
-            .enumerate()
-            .collect();
-        tokens.sort_by_key(|(_, t)| std::cmp::Reverse(t.ids.len()));
-        let (order, tokens): (Vec<usize>, Vec<Tokens>) = tokens.into_iter().unzip();
-        let budget = self.backend.max_batch_tokens().unwrap_or(usize::MAX);
-        let mut start = 0;
-        while start < tokens.len() {
-            let mut end = start + 1;
-            let mut held = tokens[start].ids.len();
-            while end < tokens.len() && end - start < opts.batch_size {
-                held += tokens[end].ids.len();
-                if held > budget {
-                    break;
-                }
-                end += 1;
-            }
-            f(&order[start..end], &tokens[start..end]).await?;
+        check_batch_size(opts)?;
+        let tokens = self.tokenize(inputs, opts.max_seq_length)?;
+        let plan = self.plan_tokens(&tokens, opts.batch_size);
+        let mut tokens: Vec<Option<Tokens>> = tokens.into_iter().map(Some).collect();
+        let mut done = 0;
+        for order in plan {
+            let batch: Vec<Tokens> = order
+                .iter()
+                .map(|&i| tokens[i].take().expect("each input in one batch"))
+                .collect();
+            f(&order, &batch).await?;
+            done += order.len();
             if let Some(progress) = opts.progress {
-                progress(end, inputs.len())?;
+                progress(done, inputs.len())?;
             }
-            start = end;
         }
         Ok(())
     }
+}
+
+fn check_batch_size(opts: &EncodeOptions) -> Result<()> {
+    if opts.batch_size == 0 {
+        return Err(Error::Input("batch_size must be at least 1".into()));
+    }
+    Ok(())
 }

@@ -218,3 +218,39 @@ fn reduced_precision_stays_within_bound() {
 /// Bounds on normalized embeddings (unit vectors), stated in the README.
 const F16_BOUND: f32 = 2e-3;
 const BF16_BOUND: f32 = 1.5e-2;
+
+/// What sharding by batch (ranks under MPI) relies on: the inputs of whole batches of a plan,
+/// encoded on their own in plan order, come out with the bits of one encode of everything.
+#[test]
+fn whole_batches_of_the_plan_encode_to_the_same_bits_alone() {
+    let inputs = cases();
+    for name in MODELS {
+        let model = load(name);
+        let opts = EncodeOptions {
+            batch_size: 3,
+            ..Default::default()
+        };
+        let plan = model.plan(&inputs, &opts).unwrap();
+        assert_eq!(plan.concat().len(), inputs.len());
+        assert!(plan.iter().all(|b| b.len() <= 3));
+        let all = model.encode(&inputs, &opts).unwrap();
+        for parity in [0, 1] {
+            let share: Vec<usize> = plan
+                .iter()
+                .skip(parity)
+                .step_by(2)
+                .flatten()
+                .copied()
+                .collect();
+            let mine: Vec<Input> = share.iter().map(|&i| inputs[i].clone()).collect();
+            let part = model.encode(&mine, &opts).unwrap();
+            assert_eq!(
+                model.plan(&mine, &opts).unwrap().len(),
+                plan.iter().skip(parity).step_by(2).count()
+            );
+            for (j, &i) in share.iter().enumerate() {
+                assert_eq!(part.row(j), all.row(i), "{name}: input {i}");
+            }
+        }
+    }
+}

@@ -30,10 +30,6 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> Result<Instructor> {
-        self.load_from(&self.resolve()?)
-    }
-
     /// The model's folder: `--model` itself, or its snapshot in the hub cache.
     pub fn resolve(&self) -> Result<PathBuf> {
         hub::resolve(&self.model, &self.revision, self.quiet)

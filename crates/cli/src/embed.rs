@@ -1,8 +1,9 @@
 //! `instructor embed`: JSON lines in, a `.npy` or `.jsonl` file of embeddings out.
 
 use crate::args::{write_atomic, ModelArgs};
+use crate::dist::{Gather, World};
 use anyhow::{bail, Context, Result};
-use instructor::{EncodeOptions, Input};
+use instructor::{Embeddings, EncodeOptions, Input};
 use npyz::WriterBuilder;
 use std::path::{Path, PathBuf};
 
@@ -41,21 +42,17 @@ pub fn run(args: EmbedArgs) -> Result<()> {
             args.output.display()
         ),
     };
-    let inputs = read_inputs(&args.input)?;
-    let model = args.model.load()?;
-    let bar = args.model.progress(inputs.len(), "embedding");
-    let progress = |done: usize, _total: usize| {
-        bar.set_position(done as u64);
-        Ok(())
+    let world = World::init()?;
+    let out = match embed_share(&args, &world) {
+        Ok(out) => out,
+        Err(e) if world.size() > 1 => {
+            return Err(e.context(format!("rank {} of {}", world.rank(), world.size())))
+        }
+        Err(e) => return Err(e),
     };
-    let opts = EncodeOptions {
-        batch_size: args.batch_size,
-        normalize: args.normalize,
-        max_seq_length: args.max_seq_length,
-        progress: Some(&progress),
+    let Some(out) = out else {
+        return Ok(()); // not rank 0: its rows went to rank 0, which writes the file
     };
-    let out = model.encode(&inputs, &opts)?;
-    bar.finish_and_clear();
     write_atomic(&args.output, |w| {
         match format {
             Format::Npy => {
@@ -79,6 +76,24 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Embeds the inputs across the ranks ([`World::encode`]): rank 0 gets every row in input order,
+/// the others `None`; the file is the same bytes whatever the number of ranks.
+fn embed_share(args: &EmbedArgs, world: &World) -> Result<Option<Embeddings>> {
+    let inputs = read_inputs(&args.input)?;
+    let mut margs = args.model.clone();
+    margs.quiet |= !world.is_root();
+    let dir = world.root_first(|| margs.resolve())?;
+    let model = margs.load_from(&dir)?;
+    let opts = EncodeOptions {
+        batch_size: args.batch_size,
+        normalize: args.normalize,
+        max_seq_length: args.max_seq_length,
+        progress: None,
+    };
+    let bar = |n| margs.progress(n, "embedding");
+    Ok(world.encode(&model, &inputs, &opts, bar, Gather::Root)?)
 }
 
 /// Reads the input file, naming the line of any malformed record. Blank lines are skipped.

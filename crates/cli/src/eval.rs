@@ -6,6 +6,7 @@
 //! revision the task table pins) and its snapshot folder handed to `eval::data::load`.
 
 use crate::args::{write_atomic, ModelArgs};
+use crate::dist::{Gather, World};
 use anyhow::{anyhow, bail, Context, Result};
 use instructor::{Embeddings, EncodeOptions, Input, Instructor};
 use instructor_eval::cache::DiskCache;
@@ -82,14 +83,36 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
 
-    let model_dir = args.model.resolve()?;
-    let model = args.model.load_from(&model_dir)?;
-    let mut embedder = CachedEmbedder::new(&model, &model_dir, &args)?;
-    std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
+    let world = World::init()?;
+    let ran = run_tasks(&specs, &args, protocol, &world);
+    match ran {
+        Err(e) if world.size() > 1 => {
+            Err(e.context(format!("rank {} of {}", world.rank(), world.size())))
+        }
+        ran => ran,
+    }
+}
+
+/// Every rank runs every task on the same data: the texts are embedded across the ranks
+/// ([`World::encode`]), each rank gets all rows and computes the same scores, and rank 0 writes
+/// the result files and the cache.
+fn run_tasks(specs: &[TaskSpec], args: &EvalArgs, protocol: Protocol, world: &World) -> Result<()> {
+    let mut margs = args.model.clone();
+    margs.quiet |= !world.is_root();
+    let model_dir = world.root_first(|| margs.resolve())?;
+    let model = margs.load_from(&model_dir)?;
+    let mut embedder = CachedEmbedder::new(&model, &model_dir, args, margs, world)?;
+    if world.is_root() {
+        std::fs::create_dir_all(&args.output)
+            .with_context(|| format!("{}", args.output.display()))?;
+    }
     let mut summary: Vec<(String, TaskType, f64)> = vec![];
-    for spec in &specs {
-        let main_score = eval_task(spec, &args, protocol, &mut embedder)?;
+    for spec in specs {
+        let main_score = eval_task(spec, args, protocol, &mut embedder)?;
         summary.push((spec.name.clone(), spec.kind, main_score));
+    }
+    if !world.is_root() {
+        return Ok(());
     }
     write_atomic(&args.output.join("summary.md"), |w| {
         Ok(w.write_all(results::summary_markdown(&summary).as_bytes())?)
@@ -188,13 +211,17 @@ fn eval_task(
     embedder: &mut CachedEmbedder,
 ) -> Result<f64> {
     let start = Instant::now();
-    let (dir, revision) = task_folder(spec, args)?;
+    // Rank 0 fetches a hub dataset first; the others then find it in the cache.
+    let (dir, revision) = embedder.world.root_first(|| task_folder(spec, args))?;
     let loaded = data::load(&dir, &spec.name, spec.kind, &args.split)?;
     embedder.task = spec.name.clone();
     let before = embedder.cache.stats;
     let result = instructor_eval::run_task(spec, &loaded, embedder, protocol)
         .map_err(|e| anyhow!("{}: {e}", spec.name))?;
     let after = embedder.cache.stats;
+    if !embedder.world.is_root() {
+        return Ok(result.main_score);
+    }
     eprintln!(
         "{}: main score {:.4}; {} texts embedded, {} from the cache",
         spec.name,
@@ -289,50 +316,61 @@ struct CachedEmbedder<'a> {
     model: &'a Instructor,
     cache: DiskCache,
     batch_size: usize,
-    args: &'a ModelArgs,
+    args: ModelArgs,
     task: String,
+    world: &'a World,
 }
 
 impl<'a> CachedEmbedder<'a> {
     /// The cache lives under --cache (`<output>/cache` by default), in a folder of the model's
     /// key.
-    fn new(model: &'a Instructor, model_dir: &Path, args: &'a EvalArgs) -> Result<Self> {
+    fn new(
+        model: &'a Instructor,
+        model_dir: &Path,
+        args: &EvalArgs,
+        model_args: ModelArgs,
+        world: &'a World,
+    ) -> Result<Self> {
         let cache_dir = args
             .cache
             .clone()
             .unwrap_or_else(|| args.output.join("cache"));
+        let cache = DiskCache::new(
+            cache_dir.join(model_key(model_dir, &args.model)?),
+            model.dim(),
+        );
         Ok(Self {
             model,
-            cache: DiskCache::new(
-                cache_dir.join(model_key(model_dir, &args.model)?),
-                model.dim(),
-            ),
+            cache: if world.is_root() {
+                cache
+            } else {
+                cache.read_only()
+            },
             batch_size: args.batch_size,
-            args: &args.model,
+            args: model_args,
             task: String::new(),
+            world,
         })
     }
 }
 
 impl Embedder for CachedEmbedder<'_> {
     fn embed(&mut self, inputs: &[Input], stage: &str) -> Result<Embeddings, EvalError> {
-        let (model, args, batch_size) = (self.model, self.args, self.batch_size);
+        let (model, args, world) = (self.model, &self.args, self.world);
         let what = format!("{} {stage}", self.task);
-        self.cache.get_or_embed(inputs, &mut |todo| {
-            let bar = args.progress(todo.len(), &what);
-            let progress = |done: usize, _: usize| {
-                bar.set_position(done as u64);
-                Ok(())
-            };
-            let opts = EncodeOptions {
-                batch_size,
-                progress: Some(&progress),
-                ..Default::default()
-            };
-            let out = model.encode(todo, &opts)?;
-            bar.finish_and_clear();
-            Ok(out)
-        })
+        let opts = EncodeOptions {
+            batch_size: self.batch_size,
+            ..Default::default()
+        };
+        let out = self.cache.get_or_embed(inputs, &mut |todo| {
+            let bar = |n| args.progress(n, &what);
+            let rows = world.encode(model, todo, &opts, bar, Gather::All)?;
+            Ok(rows.expect("every rank gets the rows"))
+        });
+        // Rank 0 has stored this call's embeddings before any rank reads the cache again, so
+        // that every rank sees the same cache and asks for the same texts.
+        world.barrier();
+        out
     }
 
     fn token_counts(&mut self, inputs: &[Input]) -> Result<Vec<usize>, EvalError> {

@@ -1,6 +1,7 @@
 //! The `instructor` command line: the one place where the core, the hub, eval and train meet.
 
 mod args;
+mod dist;
 mod embed;
 mod eval;
 mod hub;

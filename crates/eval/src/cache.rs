@@ -41,6 +41,8 @@ pub struct CacheStats {
 pub struct DiskCache {
     dir: PathBuf,
     dim: usize,
+    /// Whether new embeddings are stored (under MPI only rank 0 stores what all ranks computed).
+    writes: bool,
     pub stats: CacheStats,
 }
 
@@ -49,7 +51,17 @@ impl DiskCache {
         Self {
             dir: dir.into(),
             dim,
+            writes: true,
             stats: CacheStats::default(),
+        }
+    }
+
+    /// The same cache, read but never written: for the ranks of a run whose rank 0 stores the
+    /// embeddings they computed together.
+    pub fn read_only(self) -> Self {
+        Self {
+            writes: false,
+            ..self
         }
     }
 
@@ -89,7 +101,9 @@ impl DiskCache {
                 .enumerate()
                 .map(|(r, &i)| (keys[i], out.row(r)))
                 .collect();
-            self.write(&new)?;
+            if self.writes {
+                self.write(&new)?;
+            }
             for (k, v) in new {
                 found.insert(k, v.to_vec());
             }

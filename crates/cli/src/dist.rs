@@ -1,0 +1,249 @@
+//! Ranks under `mpirun`, `mpiexec` or Slurm's `srun` (feature `mpi`): the MPI world the launcher
+//! started, how inputs are shared out, and how rank 0 gathers the results. Nothing here spawns
+//! processes. Without the feature (or launched alone) the world is one rank and every step is a
+//! no-op, so the commands have one code path.
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use instructor::{Embeddings, EncodeOptions, Input, Instructor};
+
+/// Who gets the rows of [`World::encode`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Gather {
+    /// Rank 0 (which writes the output); the others get `None`.
+    Root,
+    /// Every rank (which all go on computing the same scores).
+    All,
+}
+
+/// This process's place in the world.
+pub struct World {
+    rank: usize,
+    size: usize,
+    #[cfg(feature = "mpi")]
+    universe: Option<mpi::environment::Universe>,
+}
+
+impl World {
+    /// The MPI world when built with `mpi` (a process started without a launcher is a world of
+    /// one), else a world of one.
+    pub fn init() -> Result<Self> {
+        #[cfg(feature = "mpi")]
+        {
+            use mpi::traits::Communicator;
+            let universe =
+                mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was initialised twice"))?;
+            let world = universe.world();
+            Ok(Self {
+                rank: world.rank() as usize,
+                size: world.size() as usize,
+                universe: Some(universe),
+            })
+        }
+        #[cfg(not(feature = "mpi"))]
+        Ok(Self { rank: 0, size: 1 })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Rank 0: the one that downloads first, draws progress and writes outputs.
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// Runs `f` on rank 0 first, then on the others (e.g. a download into the shared cache,
+    /// which the others then find there).
+    pub fn root_first<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+        if self.size == 1 {
+            return f();
+        }
+        let first = if self.is_root() { Some(f()?) } else { None };
+        self.barrier();
+        match first {
+            Some(v) => Ok(v),
+            None => f(),
+        }
+    }
+
+    /// Encodes `inputs` across the ranks: each rank runs whole batches of the one-process plan
+    /// ([`Instructor::plan`]), dealt by tokens ([`deal`]), so every batch runs as it would in
+    /// one process and the rows are the same bits whatever the number of ranks. `bar(n)` makes
+    /// the progress bar for this rank's `n` inputs.
+    pub fn encode(
+        &self,
+        model: &Instructor,
+        inputs: &[Input],
+        opts: &EncodeOptions,
+        bar: impl FnOnce(usize) -> ProgressBar,
+        to: Gather,
+    ) -> instructor::Result<Option<Embeddings>> {
+        let shares = if self.size > 1 {
+            let tokens = model.tokenize(inputs, opts.max_seq_length)?;
+            let tokens: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+            deal(&model.plan(inputs, opts)?, &tokens, self.size)
+        } else {
+            vec![(0..inputs.len()).collect()]
+        };
+        let mine: Vec<Input> = shares[self.rank]
+            .iter()
+            .map(|&i| inputs[i].clone())
+            .collect();
+        let bar = bar(mine.len());
+        let progress = |done: usize, _total: usize| {
+            bar.set_position(done as u64);
+            Ok(())
+        };
+        let out = model.encode(
+            &mine,
+            &EncodeOptions {
+                progress: Some(&progress),
+                ..*opts
+            },
+        )?;
+        bar.finish_and_clear();
+        if self.size == 1 {
+            return Ok(Some(out));
+        }
+        let dim = out.dim;
+        let rows = self.gather_rows(&out.data, dim, &shares);
+        let rows = match to {
+            Gather::Root => rows,
+            Gather::All => Some(self.broadcast_rows(rows, inputs.len() * dim)),
+        };
+        Ok(rows.map(|data| Embeddings {
+            data,
+            rows: inputs.len(),
+            dim,
+        }))
+    }
+
+    /// Rank 0's `len` values (`Some` there, `None` elsewhere) on every rank, in chunks.
+    fn broadcast_rows(&self, rows: Option<Vec<f32>>, len: usize) -> Vec<f32> {
+        #[cfg(feature = "mpi")]
+        if let Some(u) = &self.universe {
+            use mpi::traits::{Communicator, Root};
+            let mut rows = rows.unwrap_or_else(|| vec![0f32; len]);
+            let world = u.world();
+            let root = world.process_at_rank(0);
+            for chunk in rows.chunks_mut(CHUNK) {
+                root.broadcast_into(chunk);
+            }
+            return rows;
+        }
+        let _ = len;
+        rows.expect("a world of one is its own root")
+    }
+
+    /// Waits until every rank is here.
+    pub fn barrier(&self) {
+        #[cfg(feature = "mpi")]
+        if let Some(u) = &self.universe {
+            use mpi::traits::CommunicatorCollectives;
+            u.world().barrier();
+        }
+    }
+
+    /// Rank 0 gets every rank's `dim`-wide rows, put back at the input positions `shares` gave
+    /// each rank (`shares[r][j]` is where rank r's row j goes); other ranks send theirs and get
+    /// `None`. Point-to-point in chunks, so that no MPI count overflows an `i32` however large
+    /// the corpus.
+    fn gather_rows(&self, local: &[f32], dim: usize, shares: &[Vec<usize>]) -> Option<Vec<f32>> {
+        let total: usize = shares.iter().map(Vec::len).sum();
+        if self.size == 1 {
+            return Some(scatter_back(vec![(0, local.to_vec())], dim, shares, total));
+        }
+        #[cfg(feature = "mpi")]
+        {
+            use mpi::point_to_point::{Destination, Source};
+            use mpi::traits::Communicator;
+            let world = self.universe.as_ref().expect("initialised").world();
+            if !self.is_root() {
+                let root = world.process_at_rank(0);
+                for chunk in local.chunks(CHUNK) {
+                    root.send(chunk);
+                }
+                return None;
+            }
+            let mut parts = vec![(0, local.to_vec())];
+            for (r, share) in shares.iter().enumerate().skip(1) {
+                let mut rows = vec![0f32; share.len() * dim];
+                let from = world.process_at_rank(r as i32);
+                for chunk in rows.chunks_mut(CHUNK) {
+                    from.receive_into(chunk);
+                }
+                parts.push((r, rows));
+            }
+            Some(scatter_back(parts, dim, shares, total))
+        }
+        #[cfg(not(feature = "mpi"))]
+        unreachable!("a world without MPI has one rank")
+    }
+}
+
+/// The most values one MPI call moves: counts are `i32`, and a corpus's embeddings are more.
+#[cfg(feature = "mpi")]
+const CHUNK: usize = 1 << 26;
+
+/// Rows of each rank, back in input order.
+fn scatter_back(
+    parts: Vec<(usize, Vec<f32>)>,
+    dim: usize,
+    shares: &[Vec<usize>],
+    total: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; total * dim];
+    for (r, rows) in parts {
+        for (row, &i) in rows.chunks_exact(dim.max(1)).zip(&shares[r]) {
+            out[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+    }
+    out
+}
+
+/// Deals whole batches of a plan ([`instructor::Instructor::plan`]) to `ranks` so that each
+/// has about the same number of tokens (`tokens[i]`: input i's): in plan order (longest first),
+/// each batch to the rank with the fewest tokens so far (ties: the lower rank). Returns each
+/// rank's input indices, its batches concatenated in plan order, which the rank's own encode
+/// then batches the same way. Deterministic, so every rank computes the same deal.
+pub fn deal(plan: &[Vec<usize>], tokens: &[usize], ranks: usize) -> Vec<Vec<usize>> {
+    let mut shares = vec![Vec::new(); ranks];
+    let mut load = vec![0usize; ranks];
+    for batch in plan {
+        let r = (0..ranks).min_by_key(|&r| (load[r], r)).expect("ranks > 0");
+        load[r] += batch.iter().map(|&i| tokens[i]).sum::<usize>();
+        shares[r].extend(batch);
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deal_balances_tokens_and_keeps_batches_whole() {
+        let tokens = [512, 7, 300, 300, 44, 2, 90, 512, 16];
+        let plan = vec![vec![0, 7], vec![2, 3], vec![6, 4], vec![8, 1], vec![5]];
+        let shares = deal(&plan, &tokens, 2);
+        assert_eq!(shares, vec![vec![0, 7], vec![2, 3, 6, 4, 8, 1, 5]]);
+        let load = |s: &Vec<usize>| s.iter().map(|&i| tokens[i]).sum::<usize>();
+        assert_eq!((load(&shares[0]), load(&shares[1])), (1024, 759));
+        assert_eq!(deal(&plan, &tokens, 1), vec![plan.concat()]);
+        assert_eq!(deal(&[], &[], 2), vec![Vec::<usize>::new(), vec![]]);
+    }
+
+    #[test]
+    fn one_rank_gathers_its_rows_back_into_input_order() {
+        let world = World::init().unwrap();
+        let shares = vec![vec![2, 0, 1]];
+        let local = [20., 21., 0., 1., 10., 11.];
+        let out = world.gather_rows(&local, 2, &shares).unwrap();
+        assert_eq!(out, vec![0., 1., 10., 11., 20., 21.]);
+    }
+}
