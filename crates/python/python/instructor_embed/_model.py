@@ -156,18 +156,20 @@ class INSTRUCTOR:
         finally:
             bar.close()
 
+        if not (convert_to_tensor or convert_to_numpy):
+            torch = _torch_if_installed()  # looked up once per call, not per row
         if output_value == "sentence_embedding":
             if convert_to_tensor:
                 out = torch.from_numpy(emb)
             elif convert_to_numpy:
                 out = emb
             else:
-                out = _as_list(list(emb))
+                out = _as_list(torch, list(emb))
         elif output_value == "token_embeddings":
-            out = _as_list([states for _ids, states, _n in tokens])
+            out = _as_list(torch, [states for _ids, states, _n in tokens])
         else:
             out = [
-                _as_dict({
+                _as_dict(torch, {
                     "input_ids": ids,
                     "attention_mask": np.ones(len(ids), dtype=np.int64),
                     "context_masks": np.int64(n),
@@ -182,13 +184,11 @@ class INSTRUCTOR:
         return f"INSTRUCTOR({self.model_name_or_path!r}, device={self._device!r})"
 
 
-def _as_list(arrays):
-    torch = _torch_if_installed()
+def _as_list(torch, arrays):
     return [torch.from_numpy(a) for a in arrays] if torch is not None else arrays
 
 
-def _as_dict(row):
-    torch = _torch_if_installed()
+def _as_dict(torch, row):
     if torch is None:
         return row
     return {k: torch.as_tensor(v) for k, v in row.items()}
