@@ -44,14 +44,6 @@ impl World {
         Ok(Self { rank: 0, size: 1 })
     }
 
-    pub fn rank(&self) -> usize {
-        self.rank
-    }
-
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// Rank 0: the one that downloads first, draws progress and writes outputs.
     pub fn is_root(&self) -> bool {
         self.rank == 0
@@ -140,6 +132,21 @@ impl World {
         rows.expect("a world of one is its own root")
     }
 
+    /// The command's `result` on this rank. An error in a world of several ranks is printed
+    /// with the rank's name and aborts the world (`MPI_Abort`): the other ranks may be waiting
+    /// for this one in a collective, and would otherwise wait forever.
+    pub fn finish<T>(&self, result: Result<T>) -> Result<T> {
+        #[cfg(feature = "mpi")]
+        if let (Err(e), Some(u)) = (&result, &self.universe) {
+            if self.size > 1 {
+                use mpi::traits::Communicator;
+                eprintln!("error: rank {} of {}: {e:#}", self.rank, self.size);
+                u.world().abort(1);
+            }
+        }
+        result
+    }
+
     /// Waits until every rank is here.
     pub fn barrier(&self) {
         #[cfg(feature = "mpi")]
@@ -183,6 +190,70 @@ impl World {
         }
         #[cfg(not(feature = "mpi"))]
         unreachable!("a world without MPI has one rank")
+    }
+}
+
+/// The collectives of data-parallel training (`instructor train` under mpirun), on MPI's
+/// world. Sums use `MPI_Allreduce`, which gives every rank the same result for a built-in
+/// operation on the same inputs: the ranks' AdamW steps, and so their weights, stay identical.
+impl instructor_train::Collectives for World {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_gather(&self, local: &[f32]) -> Vec<f32> {
+        #[cfg(feature = "mpi")]
+        if let Some(u) = &self.universe {
+            use mpi::traits::CommunicatorCollectives;
+            assert!(
+                local.len() * self.size <= i32::MAX as usize,
+                "one batch's embeddings exceed an MPI count"
+            );
+            let mut all = vec![0f32; local.len() * self.size];
+            u.world().all_gather_into(local, &mut all[..]);
+            return all;
+        }
+        local.to_vec()
+    }
+
+    fn all_reduce_sum(&self, values: &mut [f32]) {
+        #[cfg(feature = "mpi")]
+        if let Some(u) = &self.universe {
+            all_reduce(u, values);
+        }
+        let _ = values;
+    }
+
+    fn all_reduce_count(&self, values: &mut [u64]) {
+        #[cfg(feature = "mpi")]
+        if let Some(u) = &self.universe {
+            all_reduce(u, values);
+        }
+        let _ = values;
+    }
+
+    fn barrier(&self) {
+        World::barrier(self);
+    }
+}
+
+/// Sums `values` over the world in place, in chunks of [`CHUNK`] (a model's gradients are more
+/// values than an MPI count holds).
+#[cfg(feature = "mpi")]
+fn all_reduce<T: mpi::datatype::Equivalence + Copy>(
+    u: &mpi::environment::Universe,
+    values: &mut [T],
+) {
+    use mpi::collective::SystemOperation;
+    use mpi::traits::CommunicatorCollectives;
+    let world = u.world();
+    for chunk in values.chunks_mut(CHUNK) {
+        let send = chunk.to_vec();
+        world.all_reduce_into(&send[..], chunk, SystemOperation::sum());
     }
 }
 

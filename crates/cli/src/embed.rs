@@ -43,14 +43,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         ),
     };
     let world = World::init()?;
-    let out = match embed_share(&args, &world) {
-        Ok(out) => out,
-        Err(e) if world.size() > 1 => {
-            return Err(e.context(format!("rank {} of {}", world.rank(), world.size())))
-        }
-        Err(e) => return Err(e),
-    };
-    let Some(out) = out else {
+    let Some(out) = world.finish(embed_share(&args, &world))? else {
         return Ok(()); // not rank 0: its rows went to rank 0, which writes the file
     };
     write_atomic(&args.output, |w| {

@@ -84,13 +84,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
 
     let world = World::init()?;
-    let ran = run_tasks(&specs, &args, protocol, &world);
-    match ran {
-        Err(e) if world.size() > 1 => {
-            Err(e.context(format!("rank {} of {}", world.rank(), world.size())))
-        }
-        ran => ran,
-    }
+    world.finish(run_tasks(&specs, &args, protocol, &world))
 }
 
 /// Every rank runs every task on the same data: the texts are embedded across the ranks

@@ -1,6 +1,7 @@
 //! `instructor train`: INSTRUCTOR's contrastive fine-tuning on MEDI-format data.
 
 use crate::args::ModelArgs;
+use crate::dist::World;
 use anyhow::Result;
 use instructor_train::{train, Event, TrainConfig, LOG_FILE};
 use std::path::PathBuf;
@@ -25,7 +26,8 @@ pub struct TrainArgs {
     /// Number of updates (overrides --epochs).
     #[arg(long)]
     pub max_steps: Option<usize>,
-    /// Examples per batch; every batch comes from one task.
+    /// Examples per batch on each rank; every batch comes from one task. Under mpirun a batch
+    /// is this many examples on each rank, all of them in-batch negatives to one another.
     #[arg(long, default_value_t = DEFAULTS().batch_size)]
     pub batch_size: usize,
     /// Batches per update (their gradients are summed).
@@ -62,12 +64,19 @@ pub struct TrainArgs {
     pub skip_invalid: bool,
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub fn run(mut args: TrainArgs) -> Result<()> {
+    let world = World::init()?;
+    args.model.quiet |= !world.is_root();
+    world.finish(train_rank(&args, &world))
+}
+
+/// This rank's part of the run: under mpirun data parallel, rank 0 reporting and writing.
+fn train_rank(args: &TrainArgs, world: &World) -> Result<()> {
     let defaults = DEFAULTS();
     let cfg = TrainConfig {
-        model: args.model.resolve()?,
-        data: args.data,
-        output: args.output,
+        model: world.root_first(|| args.model.resolve())?,
+        data: args.data.clone(),
+        output: args.output.clone(),
         epochs: args.epochs,
         max_steps: args.max_steps,
         batch_size: args.batch_size,
@@ -90,7 +99,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ..defaults
     };
     let mut bar = None;
-    let summary = train(&cfg, &mut |event| match event {
+    let summary = train(&cfg, world, &mut |event| match event {
         Event::Started {
             first_step,
             total_steps,
@@ -99,6 +108,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             dropped,
             skipped_invalid,
             resumed_from,
+            ranks,
         } => {
             if !args.model.quiet {
                 match resumed_from {
@@ -106,8 +116,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     None if args.resume => eprintln!("no checkpoint to resume: starting afresh"),
                     None => {}
                 }
+                let on = match ranks {
+                    1 => String::new(),
+                    n => format!(
+                        " of {} ({n} ranks × {})",
+                        n * args.batch_size,
+                        args.batch_size
+                    ),
+                };
                 eprintln!(
-                    "{examples} examples, {batches_per_epoch} task-pure batches per epoch, \
+                    "{examples} examples, {batches_per_epoch} task-pure batches{on} per epoch, \
                      {total_steps} updates; left out: {dropped} (ends of task runs), \
                      {skipped_invalid} invalid"
                 );
@@ -133,6 +151,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if !world.is_root() {
+        return Ok(());
     }
     if let Some(last) = &summary.last {
         eprintln!(

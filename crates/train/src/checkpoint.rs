@@ -23,7 +23,7 @@ pub fn write(
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     let tmp = output.join(format!(".{PREFIX}{step}{TMP_SUFFIX}"));
-    let dest = output.join(format!("{PREFIX}{step}"));
+    let dest = path(output, step);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
@@ -35,6 +35,11 @@ pub fn write(
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(output, e))?;
     Ok(dest)
+}
+
+/// Where the checkpoint after update `step` goes.
+pub fn path(output: &Path, step: usize) -> PathBuf {
+    output.join(format!("{PREFIX}{step}"))
 }
 
 /// The checkpoint with the highest step in `output`, if any.

@@ -14,6 +14,7 @@ mod checkpoint;
 pub mod data;
 mod loss;
 mod optim;
+mod parallel;
 mod params;
 pub mod rng;
 mod torch_pickle;
@@ -22,6 +23,7 @@ pub use checkpoint::{LOG_FILE, OPTIMIZER_FILE, STATE_FILE};
 pub use data::{Dataset, Example, InvalidRecord};
 pub use loss::contrastive_loss;
 pub use optim::{clip_grad_norm, AdamW, AdamWConfig, LinearSchedule};
+pub use parallel::{Alone, Collectives};
 pub use params::Params;
 pub use rng::SeededDropout;
 
@@ -142,9 +144,13 @@ pub struct StepLog {
     pub lr: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
-    /// Tokens embedded (queries, positives and negatives, padding excluded).
+    /// Tokens embedded by all ranks (queries, positives and negatives, padding excluded).
     pub tokens: usize,
     pub tokens_per_s: f64,
+    /// Seconds this rank spent in collectives (the embeddings' all-gathers, the gradients'
+    /// all-reduce, waiting for the other ranks included); 0 in a run of one process.
+    #[serde(default)]
+    pub sync_s: f64,
 }
 
 /// What a run reports as it goes.
@@ -161,6 +167,8 @@ pub enum Event<'a> {
         /// Invalid records skipped (`skip_invalid`).
         skipped_invalid: usize,
         resumed_from: Option<&'a Path>,
+        /// Ranks sharing each batch (1 without MPI); a batch is `batch_size × ranks` examples.
+        ranks: usize,
     },
     Step(&'a StepLog),
     Saved(&'a Path),
@@ -176,14 +184,17 @@ pub struct TrainSummary {
     pub last: Option<StepLog>,
 }
 
-/// The loss of one batch of examples, and the number of tokens embedded. Queries, positives and
-/// negatives are embedded as three batches (as `train.py` does), with `dropout` if given.
+/// The loss of one global batch, of which `batch` is this rank's slice, and the number of tokens
+/// this rank embedded. Queries, positives and negatives are embedded as three batches (as
+/// `train.py` does), with `dropout` if given, and gathered across `ranks` (the loss, the same on
+/// every rank, has every rank's rows as in-batch negatives; its gradient reaches this rank's).
 pub fn batch_loss(
     model: &Instructor,
     batch: &[Example],
     max_seq_length: usize,
     temperature: f64,
     dropout: Option<&SeededDropout>,
+    ranks: &dyn Collectives,
 ) -> Result<(Tensor, usize)> {
     let apply;
     let dropout_fn: Option<&instructor::model::Dropout> = match dropout {
@@ -198,7 +209,8 @@ pub fn batch_loss(
         let inputs: Vec<Input> = batch.iter().map(|e| pick(e).clone()).collect();
         let toks = model.tokenize(&inputs, Some(max_seq_length))?;
         tokens += toks.iter().map(|t| t.ids.len()).sum::<usize>();
-        model.forward(&model.batch(&toks)?, dropout_fn)
+        let local = model.forward(&model.batch(&toks)?, dropout_fn)?;
+        Ok(parallel::gather_with_grad(ranks, &local)?)
     };
     let q = embed(|e| &e.query)?;
     let p = embed(|e| &e.pos)?;
@@ -230,11 +242,27 @@ pub fn gradients(loss: &Tensor, vars: &[&Var]) -> Result<Vec<Tensor>> {
         .collect()
 }
 
-/// Runs training as configured, reporting through `on_event`.
-pub fn train(cfg: &TrainConfig, on_event: &mut dyn FnMut(Event)) -> Result<TrainSummary> {
+/// Runs training as configured, reporting through `on_event`, as one of `ranks` (every rank runs
+/// it with the same `cfg`; [`Alone`] for one process). `cfg.batch_size` is each rank's share of
+/// a batch. Rank 0 alone writes the log and the checkpoints, which the others read on resume:
+/// `cfg.output` must be a folder every rank sees.
+pub fn train(
+    cfg: &TrainConfig,
+    ranks: &dyn Collectives,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<TrainSummary> {
     check_config(cfg)?;
-    let plan = Plan::read(cfg)?;
-    let mut run = Run::open(cfg, plan)?;
+    let plan = Plan::read(cfg, ranks.size())?;
+    // Rank 0 prepares the output folder (removing the leftovers of an interrupted save) before
+    // the others look in it for a checkpoint.
+    let ranks = parallel::Timed::new(ranks);
+    if ranks.rank() != 0 {
+        ranks.barrier();
+    }
+    let mut run = Run::open(cfg, plan, &ranks)?;
+    if ranks.rank() == 0 {
+        ranks.barrier();
+    }
     on_event(run.started());
     let (mut last, mut saved) = (None, None);
     for step in run.first_step..run.plan.total_steps {
@@ -271,6 +299,8 @@ fn check_config(cfg: &TrainConfig) -> Result<()> {
 /// Built before the output folder is touched, so that bad data stops a run with nothing written.
 struct Plan {
     data: Dataset,
+    /// Examples per batch, all ranks' shares together.
+    batch_size: usize,
     /// SHA-256 of the data file: a checkpoint only resumes on the same data.
     data_sha256: String,
     batches: BatchOrder,
@@ -280,7 +310,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn read(cfg: &TrainConfig) -> Result<Self> {
+    /// The plan of `cfg` for `ranks` ranks: batches of `cfg.batch_size × ranks` examples.
+    fn read(cfg: &TrainConfig, ranks: usize) -> Result<Self> {
         let bytes = std::fs::read(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| Error::Input(format!("{}: not UTF-8: {e}", cfg.data.display())))?;
@@ -293,21 +324,22 @@ impl Plan {
                 data.invalid_error()
             )));
         }
-        let (batches, dropped) = data::task_batches(&data.examples, cfg.batch_size);
+        let batch_size = cfg.batch_size * ranks;
+        let (batches, dropped) = data::task_batches(&data.examples, batch_size);
         let nb = batches.len();
         let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * nb / cfg.grad_accum);
         if total_steps == 0 {
             return Err(Error::Input(format!(
-                "nothing to train: {} examples make {nb} batches of {} from one task each, \
-                 for {} epoch(s) with {} batch(es) per update",
+                "nothing to train: {} examples make {nb} batches of {batch_size} from one task \
+                 each, for {} epoch(s) with {} batch(es) per update",
                 data.examples.len(),
-                cfg.batch_size,
                 cfg.epochs,
                 cfg.grad_accum
             )));
         }
         Ok(Self {
             data,
+            batch_size,
             data_sha256: hex_sha256(&bytes),
             batches: BatchOrder::new(batches, cfg.seed),
             dropped,
@@ -361,7 +393,8 @@ impl RunSpec {
         Self {
             data_sha256: plan.data_sha256.clone(),
             total_steps: plan.total_steps,
-            batch_size: cfg.batch_size,
+            // The global batch: a run resumes under another number of ranks that keeps it.
+            batch_size: plan.batch_size,
             grad_accum: cfg.grad_accum,
             lr: cfg.lr,
             warmup_ratio: cfg.warmup_ratio,
@@ -379,6 +412,7 @@ impl RunSpec {
 /// A run in progress: the model being trained and everything an update or a checkpoint needs.
 struct Run<'a> {
     cfg: &'a TrainConfig,
+    ranks: &'a parallel::Timed<'a>,
     plan: Plan,
     spec: RunSpec,
     device: candle_core::Device,
@@ -394,15 +428,19 @@ struct Run<'a> {
     schedule: LinearSchedule,
     /// Updates done before this run started (non-zero when resumed).
     first_step: usize,
-    log: std::fs::File,
+    /// The log, which rank 0 alone writes.
+    log: Option<std::fs::File>,
 }
 
 impl<'a> Run<'a> {
     /// Prepares the output folder, then starts from `cfg.model`, or resumes from the latest
     /// checkpoint (model, optimizer and step) when `cfg.resume` asks and its run is this one.
-    fn open(cfg: &'a TrainConfig, plan: Plan) -> Result<Self> {
-        std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
-        checkpoint::remove_partial(&cfg.output)?;
+    fn open(cfg: &'a TrainConfig, plan: Plan, ranks: &'a parallel::Timed<'a>) -> Result<Self> {
+        let root = ranks.rank() == 0;
+        if root {
+            std::fs::create_dir_all(&cfg.output).map_err(|e| Error::io(&cfg.output, e))?;
+            checkpoint::remove_partial(&cfg.output)?;
+        }
         let device = cfg.device.candle()?;
         let resumed_from = resume_point(cfg)?;
         let source = resumed_from.clone().unwrap_or_else(|| cfg.model.clone());
@@ -421,9 +459,12 @@ impl<'a> Run<'a> {
             }
             None => (0, AdamW::new(params.vars().map(|(_, v)| v), cfg.adam)?),
         };
-        let log = open_log(&cfg.output.join(LOG_FILE), first_step)?;
+        let log = root
+            .then(|| open_log(&cfg.output.join(LOG_FILE), first_step))
+            .transpose()?;
         Ok(Self {
             cfg,
+            ranks,
             schedule: LinearSchedule::with_ratio(cfg.lr, cfg.warmup_ratio, plan.total_steps),
             plan,
             spec,
@@ -448,6 +489,7 @@ impl<'a> Run<'a> {
             dropped: self.plan.dropped,
             skipped_invalid: self.plan.data.invalid.len(),
             resumed_from: self.resumed_from.as_deref(),
+            ranks: self.ranks.size(),
         }
     }
 
@@ -455,6 +497,7 @@ impl<'a> Run<'a> {
     /// step. Stops at a non-finite loss or gradient norm, before anything of the step is saved.
     fn step(&mut self, step: usize) -> Result<StepLog> {
         let started = Instant::now();
+        let synced = self.ranks.seconds();
         let accum = self.cfg.grad_accum;
         let vars: Vec<&Var> = self.params.vars().map(|(_, v)| v).collect();
         let mut sum: Option<Vec<Tensor>> = None;
@@ -480,6 +523,10 @@ impl<'a> Run<'a> {
             tokens += n;
         }
         let mut grads = sum.expect("grad_accum >= 1");
+        parallel::all_reduce_grads(self.ranks, &mut grads)?;
+        let mut all_tokens = [tokens as u64];
+        self.ranks.all_reduce_count(&mut all_tokens);
+        let tokens = all_tokens[0] as usize;
         let lr = self.schedule.lr(step);
         let grad_norm = update(
             &mut self.optim,
@@ -503,32 +550,41 @@ impl<'a> Run<'a> {
             grad_norm,
             tokens,
             tokens_per_s: tokens as f64 / started.elapsed().as_secs_f64(),
+            sync_s: self.ranks.seconds() - synced,
         })
     }
 
-    /// [`batch_loss`] of the run's `g`-th batch, `records`, with dropout masks derived from `g`.
+    /// [`batch_loss`] of the run's `g`-th batch, `records` (this rank's share of them), with
+    /// dropout masks derived from `g` and the rank.
     fn batch_loss(&self, g: usize, records: &Range<usize>) -> Result<(Tensor, usize)> {
+        let (rank, size) = (self.ranks.rank(), self.ranks.size());
         let dropout = (self.spec.dropout > 0.0)
             .then(|| {
-                let rng = SplitMix64::derive(self.cfg.seed, STREAM_DROPOUT, g as u64);
+                let stream = (g * size + rank) as u64;
+                let rng = SplitMix64::derive(self.cfg.seed, STREAM_DROPOUT, stream);
                 SeededDropout::new(self.spec.dropout, rng, &self.device)
             })
             .transpose()?;
+        let share = records.start + rank * self.cfg.batch_size..;
         batch_loss(
             &self.model,
-            &self.plan.data.examples[records.clone()],
+            &self.plan.data.examples[share.start..share.start + self.cfg.batch_size],
             self.cfg.max_seq_length,
             self.cfg.temperature,
             dropout.as_ref(),
+            self.ranks,
         )
     }
 
-    /// Appends `entry` to the log, flushed, so that the log of a stopped run is complete.
+    /// Appends `entry` to the log (on rank 0), flushed, so that the log of a stopped run is
+    /// complete.
     fn log(&mut self, entry: &StepLog) -> Result<()> {
-        serde_json::to_writer(&mut self.log, entry).expect("a plain struct");
-        self.log
-            .write_all(b"\n")
-            .and_then(|_| self.log.flush())
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut *log, entry).expect("a plain struct");
+        log.write_all(b"\n")
+            .and_then(|_| log.flush())
             .map_err(|e| Error::io(self.cfg.output.join(LOG_FILE), e))
     }
 
@@ -538,8 +594,12 @@ impl<'a> Run<'a> {
         done == self.plan.total_steps || every.is_some_and(|s| done.is_multiple_of(s))
     }
 
-    /// Writes the checkpoint after update `done`: the model, the optimizer and the trainer state.
+    /// Writes the checkpoint after update `done` (rank 0; the others only say where): the model,
+    /// the optimizer and the trainer state.
     fn save(&self, done: usize) -> Result<PathBuf> {
+        if self.ranks.rank() != 0 {
+            return Ok(checkpoint::path(&self.cfg.output, done));
+        }
         let state = TrainerState {
             step: done,
             spec: self.spec.clone(),

@@ -9,8 +9,8 @@ use candle_core::{Tensor, Var};
 use common::*;
 use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
 use instructor_train::{
-    batch_loss, gradients, train, update, AdamW, AdamWConfig, Dataset, Event, Example, Params,
-    StepLog, TrainConfig, LOG_FILE,
+    batch_loss, gradients, train, update, AdamW, AdamWConfig, Alone, Dataset, Event, Example,
+    Params, StepLog, TrainConfig, LOG_FILE,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -42,7 +42,7 @@ fn loss_and_gradients_match_pytorch() {
     for (name, r) in refs["models"].as_object().unwrap() {
         let (model, params) = Params::load(&model_dir(name), &LoadOptions::default()).unwrap();
         let vars: Vec<&Var> = params.vars().map(|(_, v)| v).collect();
-        let (loss, _) = batch_loss(&model, &batch, 512, t, None).unwrap();
+        let (loss, _) = batch_loss(&model, &batch, 512, t, None, &Alone).unwrap();
         let value = f64::from(loss.to_scalar::<f32>().unwrap());
         let want = r["loss"].as_f64().unwrap();
         eprintln!(
@@ -95,7 +95,7 @@ fn adamw_updates_follow_pytorch() {
         let mut optim = AdamW::new(vars.iter().copied(), AdamWConfig::default()).unwrap();
         let want: Vec<f64> = serde_json::from_value(r["adamw_losses"].clone()).unwrap();
         for (k, &w) in want.iter().enumerate() {
-            let (loss, _) = batch_loss(&model, &batch, 512, t, None).unwrap();
+            let (loss, _) = batch_loss(&model, &batch, 512, t, None, &Alone).unwrap();
             let got = f64::from(loss.to_scalar::<f32>().unwrap());
             eprintln!(
                 "{name} after {k} updates: loss {got} vs {w} (rel {:.2e})",
@@ -175,7 +175,7 @@ fn training_lowers_loss_and_improves_heldout_retrieval_and_checkpoint_reloads() 
         ..config(&data, &out)
     };
     let started = std::time::Instant::now();
-    let summary = train(&cfg, &mut |_| {}).unwrap();
+    let summary = train(&cfg, &Alone, &mut |_| {}).unwrap();
     eprintln!("300 updates in {:.1}s", started.elapsed().as_secs_f64());
     let log = read_log(&out);
     assert_eq!(log.len(), 300);
@@ -227,7 +227,7 @@ fn resume_after_a_stop_repeats_the_uninterrupted_run() {
         grad_accum: 2,
         ..config(&data, &full)
     };
-    train(&cfg, &mut |_| {}).unwrap();
+    train(&cfg, &Alone, &mut |_| {}).unwrap();
 
     // A run that stopped after saving update 10: its output holds checkpoint-10 and the log of the
     // updates after it that were lost with the process.
@@ -242,14 +242,20 @@ fn resume_after_a_stop_repeats_the_uninterrupted_run() {
         output: stopped.clone(),
         ..cfg.clone()
     };
-    let err = train(&again, &mut |_| {}).err().unwrap().to_string();
+    let err = train(&again, &Alone, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("--resume"), "{err}");
     let other_lr = TrainConfig {
         lr: 2e-3,
         resume: true,
         ..again.clone()
     };
-    let err = train(&other_lr, &mut |_| {}).err().unwrap().to_string();
+    let err = train(&other_lr, &Alone, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("other settings"), "{err}");
 
     let mut resumed_at = None;
@@ -258,6 +264,7 @@ fn resume_after_a_stop_repeats_the_uninterrupted_run() {
             resume: true,
             ..again
         },
+        &Alone,
         &mut |e| {
             if let Event::Started { first_step, .. } = e {
                 resumed_at = Some(first_step);
@@ -321,7 +328,7 @@ fn malformed_records_are_named_by_index_and_line() {
         max_steps: Some(1),
         ..config(&data, &dir.path().join("out"))
     };
-    let err = train(&cfg, &mut |_| {}).err().unwrap().to_string();
+    let err = train(&cfg, &Alone, &mut |_| {}).err().unwrap().to_string();
     for want in [
         "4 invalid record(s)",
         "record 1 (line 3): missing field `pos`",
@@ -339,6 +346,7 @@ fn malformed_records_are_named_by_index_and_line() {
             skip_invalid: true,
             ..cfg
         },
+        &Alone,
         &mut |e| {
             if let Event::Started {
                 skipped_invalid, ..
@@ -373,7 +381,7 @@ fn nan_loss_stops_naming_the_step() {
         warmup_ratio: 0.0,
         ..config(&data, &out)
     };
-    let err = train(&cfg, &mut |_| {}).err().unwrap().to_string();
+    let err = train(&cfg, &Alone, &mut |_| {}).err().unwrap().to_string();
     assert!(err.contains("loss is NaN at step 2"), "{err}");
     assert!(out.join("checkpoint-1").is_dir() && !out.join("checkpoint-2").exists());
 }
@@ -389,7 +397,7 @@ fn bf16_mixed_precision_keeps_f32_weights_and_follows_f32() {
             dtype,
             ..config(&data, &out)
         };
-        let summary = train(&cfg, &mut |_| {}).unwrap();
+        let summary = train(&cfg, &Alone, &mut |_| {}).unwrap();
         (read_log(&out), summary.checkpoint)
     };
     let (f32_log, _) = run(instructor::Dtype::F32, "f32");
