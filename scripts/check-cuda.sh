@@ -3,7 +3,7 @@
 # CUDA toolkit, from NVIDIA's PyPI wheels. Not part of CI (scripts/test.sh): it downloads ~1.2 GB
 # and compiles candle's CUDA kernels with nvcc (long on 2 cores; see the README's CUDA section).
 #
-#   scripts/check-cuda.sh            # cargo build -p instructor-cli --features cuda, and the tests
+#   scripts/check-cuda.sh            # cargo build -p instructor-cli --features cuda (and nccl), the tests
 #   scripts/check-cuda.sh --bundle   # also .gpu/ for scripts/gpu-check.sh on a GPU machine
 #   CUDA_VENV=/opt/venvs/cuda13 CUDA_COMPUTE_CAP=90 CARGO_TARGET_DIR=/work/target-cuda scripts/check-cuda.sh
 #
@@ -31,17 +31,22 @@ if [ ! -x "$VENV/bin/pip" ]; then
     python3 -m venv "$VENV"
 fi
 PREFIX=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nvidia/cu13
+NCCL_VERSION=2.30
 if ! "$PREFIX/bin/nvcc" --version 2>/dev/null | grep -q "release $CUDA_VERSION," \
-    || [ ! -e "$PREFIX/lib/libcublas.so.13" ]; then
+    || [ ! -e "$PREFIX/lib/libcublas.so.13" ] || ! ls "$PREFIX"/lib/libnccl.so.2* >/dev/null 2>&1; then
     echo "== installing the CUDA $CUDA_VERSION wheels into $VENV"
     "$VENV/bin/pip" install -q \
         "nvidia-cuda-nvcc==$CUDA_VERSION.*" "nvidia-cuda-runtime==$CUDA_VERSION.*" \
         "nvidia-cuda-crt==$CUDA_VERSION.*" "nvidia-cuda-nvrtc==$CUDA_VERSION.*" \
-        "nvidia-nvvm==$CUDA_VERSION.*" "nvidia-cuda-cccl==$CUDA_VERSION.*" nvidia-cublas nvidia-curand
+        "nvidia-nvvm==$CUDA_VERSION.*" "nvidia-cuda-cccl==$CUDA_VERSION.*" nvidia-cublas nvidia-curand \
+        "nvidia-nccl-cu13==$NCCL_VERSION.*" # NCCL: cudarc's bindings are NCCL 2.30's (feature nccl)
 fi
 
 # Unversioned names for the linker, beside the wheels' libraries.
-for lib in cudart cublas cublasLt nvrtc curand; do
+# NCCL's wheel keeps its library elsewhere (nvidia/nccl or nvidia/cu13): put it beside the others.
+nccl=$(find "$PREFIX/.." -name 'libnccl.so.2*' -not -path "$PREFIX/lib/*" | head -n1)
+[ -n "$nccl" ] && ln -sf "$nccl" "$PREFIX/lib/$(basename "$nccl")"
+for lib in cudart cublas cublasLt nvrtc curand nccl; do
     real=$(cd "$PREFIX/lib" && ls "lib$lib.so."* | sort | head -n1)
     ln -sf "$real" "$PREFIX/lib/lib$lib.so"
 done
@@ -69,6 +74,11 @@ start=$SECONDS
 cargo build --locked -p instructor-cli --features cuda
 echo "== cargo build -p instructor-cli --features cuda: $((SECONDS - start)) s"
 start=$SECONDS
+# Training's collectives on NCCL (mpirun with one GPU a rank): needs OpenMPI too.
+scripts/install-mpi.sh
+cargo build --locked -p instructor-cli --features nccl
+echo "== cargo build -p instructor-cli --features nccl: $((SECONDS - start)) s"
+start=$SECONDS
 cargo test --locked --workspace --features instructor/cuda --no-run
 echo "== cargo test --workspace --features instructor/cuda --no-run: $((SECONDS - start)) s"
 start=$SECONDS
@@ -87,6 +97,10 @@ if [ "${1:-}" = "--bundle" ]; then
         strip -o ".gpu/$(basename $bin)" "$target/$bin"
         gzip -9 ".gpu/$(basename $bin)"
     done
+    # The NCCL build links libnccl and libmpi, which a GPU machine may lack: a binary of its own.
+    cargo build --locked -p instructor-cli --features nccl
+    strip -o .gpu/instructor-nccl "$target/instructor"
+    gzip -9 .gpu/instructor-nccl
     pwd >.gpu/manifest_dir # random_model reads the fixture tokenizer from here
     ls -l .gpu
 fi

@@ -9,7 +9,10 @@
 #      bounds: 1e-4 f32 on a GPU, 1.5e-2 bf16), normalized embeddings;
 #   2. training: `instructor train --device cuda --dtype bf16` for 300 steps on a random
 #      instructor-base-shape model and MEDI records made from benches/pairs.jsonl; tokens/s;
-#   3. the wgpu benchmark (`cargo bench -p instructor --features wgpu --bench wgpu`) when its binary was carried.
+#   3. the wgpu benchmark (`cargo bench -p instructor --features wgpu --bench wgpu`) when its binary was carried;
+#   4. NCCL (feature nccl): `mpirun -np 2 instructor train --device cuda` (one GPU a rank, the
+#      collectives on NCCL) against one process with the same global batch; needs 2 GPUs, an MPI
+#      and the nccl binary (.gpu/instructor-nccl.gz, from `check-cuda.sh --bundle`).
 #
 # Binaries: carried, gzipped, in .gpu/ (made by `scripts/check-cuda.sh --bundle` on a Linux x86-64
 # machine with CUDA 13.0's nvcc: a driver refuses PTX from a newer nvcc than its own); without
@@ -125,6 +128,27 @@ if [ -e .gpu/wgpu-bench.gz ]; then
     SHAPE=base PAIRS=64 timeout 120 "$BIN/wgpu-bench" --bench || failed=1
 else
     say "3. wgpu benchmark: skipped (no .gpu/wgpu-bench.gz carried)"
+fi
+
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+if [ -e .gpu/instructor-nccl.gz ] && [ "$gpus" -ge 2 ] && command -v mpirun >/dev/null; then
+    say "4. NCCL: 2 ranks × 16 against 1 process × 32, f32, 20 steps"
+    gunzip -c .gpu/instructor-nccl.gz >"$BIN/instructor-nccl" && chmod +x "$BIN/instructor-nccl"
+    nccl=(train --device cuda --quiet --model "$work/base" --data "$work/medi.jsonl" --max-steps 20
+        --dropout 0 --save-steps 100000)
+    timeout 200 "$BIN/instructor-nccl" "${nccl[@]}" --batch-size 32 --output "$work/nccl-1" || failed=1
+    timeout 200 mpirun --allow-run-as-root -np 2 "$BIN/instructor-nccl" "${nccl[@]}" --batch-size 16 \
+        --output "$work/nccl-2" || failed=1
+    python3 - "$work/nccl-1/train_log.jsonl" "$work/nccl-2/train_log.jsonl" <<'EOF' || failed=1
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+d = max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b))
+sync = sum(e["sync_s"] for e in b[1:]) / (len(b) - 1)
+print(f"NCCL: loss curves differ by at most {d:.2e} over {len(b)} steps; collectives {sync*1e3:.1f} ms/step")
+sys.exit(0 if len(a) == len(b) == 20 and d < 1e-3 else 1)
+EOF
+else
+    say "4. NCCL: skipped (needs .gpu/instructor-nccl.gz, 2 GPUs and mpirun; $gpus GPU(s) here)"
 fi
 
 say "done: $([ $failed = 0 ] && echo all passed || echo FAILURES above)"

@@ -10,29 +10,26 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 space() { df -h "${CARGO_TARGET_DIR:-target}" 2>/dev/null | awk 'NR == 2 { print "(disk: " $4 " free)" }' || true; }
 
 mkdir -p "${CARGO_TARGET_DIR:-target}"
-echo "== lints: rustfmt, clippy (native with wgpu, and wasm32), rustdoc $(space)"
+echo "== OpenMPI and lavapipe, when missing $(space)"
+source scripts/native-env.sh
+echo "== lints: rustfmt, clippy (native with wgpu and mpi, and wasm32), rustdoc $(space)"
 cargo fmt --all --check
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-# Natively every crate and target, the wgpu backend included (CUDA needs a toolkit: check-cuda.sh).
-cargo clippy --locked --workspace --all-targets --features instructor/wgpu -- -D warnings
+# Natively every crate and target, wgpu and MPI included (CUDA needs a toolkit: check-cuda.sh).
+cargo clippy --locked --workspace --all-targets --features "$NATIVE_FEATURES" -- -D warnings
 # The core without features (what a CPU-only user builds): code used only by wgpu shows up here.
 cargo clippy --locked -p instructor --lib -- -D warnings
 # The browser build: the core and the bindings as the single-threaded package builds them.
 cargo clippy --locked -p instructor -p instructor-web --target wasm32-unknown-unknown \
   --features instructor-web/wgpu -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --features instructor/wgpu
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --features "$NATIVE_FEATURES"
 
-echo "== native tests (cargo test --workspace) $(space)"
-cargo test --locked --workspace 2>&1
-
-echo "== MPI: instructor embed and eval under mpirun -np 2 (feature mpi) $(space)"
-scripts/test-mpi.sh
-
-echo "== wgpu backend (lavapipe when there is no GPU) $(space)"
-scripts/test-wgpu.sh
+echo "== native tests: cargo test --workspace, the wgpu backend (on lavapipe without a GPU) and \
+mpirun -np 2 included $(space)"
+cargo test --locked --workspace --features "$NATIVE_FEATURES" 2>&1
 
 echo "== Python package (the wheel, installed into a fresh venv; pytest) $(space)"
 scripts/test-python.sh

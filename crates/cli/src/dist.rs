@@ -3,9 +3,12 @@
 //! processes. Without the feature (or launched alone) the world is one rank and every step is a
 //! no-op, so the commands have one code path.
 
+use crate::args::ModelArgs;
 use anyhow::Result;
+use candle_core::Tensor;
 use indicatif::ProgressBar;
-use instructor::{Embeddings, EncodeOptions, Input, Instructor};
+use instructor::{Device, Embeddings, EncodeOptions, Input, Instructor};
+use instructor_train::Collectives;
 
 /// Who gets the rows of [`World::encode`].
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -20,8 +23,13 @@ pub enum Gather {
 pub struct World {
     rank: usize,
     size: usize,
+    /// This rank's place among the ranks on its machine: which GPU it takes.
+    local_rank: usize,
     #[cfg(feature = "mpi")]
     universe: Option<mpi::environment::Universe>,
+    /// The host buffer of training's all-reduce, reused from step to step.
+    #[cfg(feature = "mpi")]
+    scratch: std::cell::RefCell<Vec<f32>>,
 }
 
 impl World {
@@ -34,14 +42,56 @@ impl World {
             let universe =
                 mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was initialised twice"))?;
             let world = universe.world();
+            // The launchers' variables (OpenMPI, MPICH/Intel MPI, Slurm), else MPI-3's shared-memory
+            // split of the world, which any MPI has.
+            let local_rank = [
+                "OMPI_COMM_WORLD_LOCAL_RANK",
+                "MPI_LOCALRANKID",
+                "SLURM_LOCALID",
+            ]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+            .unwrap_or_else(|| world.split_shared(0).rank() as usize);
             Ok(Self {
                 rank: world.rank() as usize,
                 size: world.size() as usize,
+                local_rank,
                 universe: Some(universe),
+                scratch: Default::default(),
             })
         }
         #[cfg(not(feature = "mpi"))]
-        Ok(Self { rank: 0, size: 1 })
+        Ok(Self {
+            rank: 0,
+            size: 1,
+            local_rank: 0,
+        })
+    }
+
+    /// The model options as this rank uses them: only rank 0 draws progress, and on several
+    /// ranks `--device cuda:N` means GPU `N + local rank` (one GPU per rank of a machine).
+    pub fn model_args(&self, args: &ModelArgs) -> ModelArgs {
+        let mut args = args.clone();
+        args.quiet |= !self.is_root();
+        if let (Device::Cuda(n), true) = (args.device, self.size > 1) {
+            args.device = Device::Cuda(n + self.local_rank);
+        }
+        args
+    }
+
+    /// Runs `f` with the collectives data-parallel training uses on `device`: NCCL between the
+    /// ranks' GPUs when built with `nccl` and training on CUDA, else MPI's (through host memory).
+    pub fn with_collectives<T>(
+        &self,
+        device: Device,
+        f: impl FnOnce(&dyn Collectives) -> Result<T>,
+    ) -> Result<T> {
+        #[cfg(feature = "nccl")]
+        if let (Device::Cuda(ordinal), true) = (device, self.size > 1) {
+            return f(&nccl::Nccl::new(self, ordinal)?);
+        }
+        let _ = device;
+        f(self)
     }
 
     /// Rank 0: the one that downloads first, draws progress and writes outputs.
@@ -196,7 +246,7 @@ impl World {
 /// The collectives of data-parallel training (`instructor train` under mpirun), on MPI's
 /// world. Sums use `MPI_Allreduce`, which gives every rank the same result for a built-in
 /// operation on the same inputs: the ranks' AdamW steps, and so their weights, stay identical.
-impl instructor_train::Collectives for World {
+impl Collectives for World {
     fn rank(&self) -> usize {
         self.rank
     }
@@ -205,27 +255,53 @@ impl instructor_train::Collectives for World {
         self.size
     }
 
-    fn all_gather(&self, local: &[f32]) -> Vec<f32> {
+    fn all_gather(&self, local: &Tensor) -> candle_core::Result<Tensor> {
         #[cfg(feature = "mpi")]
         if let Some(u) = &self.universe {
             use mpi::traits::CommunicatorCollectives;
+            let rows: Vec<f32> = local.flatten_all()?.to_vec1()?;
             assert!(
-                local.len() * self.size <= i32::MAX as usize,
+                rows.len() * self.size <= i32::MAX as usize,
                 "one batch's embeddings exceed an MPI count"
             );
-            let mut all = vec![0f32; local.len() * self.size];
-            u.world().all_gather_into(local, &mut all[..]);
-            return all;
+            let mut all = vec![0f32; rows.len() * self.size];
+            u.world().all_gather_into(&rows[..], &mut all[..]);
+            let mut dims = local.dims().to_vec();
+            dims[0] *= self.size;
+            return Tensor::from_vec(all, dims, local.device());
         }
-        local.to_vec()
+        Ok(local.clone())
     }
 
-    fn all_reduce_sum(&self, values: &mut [f32]) {
+    fn all_reduce_sum(&self, values: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
         #[cfg(feature = "mpi")]
         if let Some(u) = &self.universe {
-            all_reduce(u, values);
+            // All of them in one host buffer, kept from step to step: a fresh one of a model's
+            // size costs more in page faults than the collective itself (2 s against 0.5 s for
+            // instructor-base on this project's machine).
+            let mut buf = self.scratch.borrow_mut();
+            buf.clear();
+            for t in values {
+                let (storage, layout) = t.storage_and_layout();
+                match (&*storage, layout.contiguous_offsets()) {
+                    (candle_core::Storage::Cpu(cpu), Some((a, b))) => {
+                        buf.extend_from_slice(&cpu.as_slice::<f32>()?[a..b])
+                    }
+                    _ => buf.extend(t.flatten_all()?.to_vec1::<f32>()?),
+                }
+            }
+            all_reduce(u, &mut buf);
+            let mut at = 0;
+            return values
+                .iter()
+                .map(|t| {
+                    let n = t.elem_count();
+                    at += n;
+                    Tensor::from_slice(&buf[at - n..at], t.shape(), t.device())
+                })
+                .collect();
         }
-        let _ = values;
+        Ok(values.to_vec())
     }
 
     fn all_reduce_count(&self, values: &mut [u64]) {
@@ -251,8 +327,10 @@ fn all_reduce<T: mpi::datatype::Equivalence + Copy>(
     use mpi::collective::SystemOperation;
     use mpi::traits::CommunicatorCollectives;
     let world = u.world();
+    let mut send = Vec::with_capacity(values.len().min(CHUNK));
     for chunk in values.chunks_mut(CHUNK) {
-        let send = chunk.to_vec();
+        send.clear();
+        send.extend_from_slice(chunk);
         world.all_reduce_into(&send[..], chunk, SystemOperation::sum());
     }
 }
@@ -316,5 +394,147 @@ mod tests {
         let local = [20., 21., 0., 1., 10., 11.];
         let out = world.gather_rows(&local, 2, &shares).unwrap();
         assert_eq!(out, vec![0., 1., 10., 11., 20., 21.]);
+    }
+}
+
+/// NCCL between the ranks' GPUs (feature `nccl`), set up as NCCL's documentation does under MPI:
+/// rank 0 makes the unique id, MPI broadcasts it, and each rank initialises its communicator on
+/// its GPU. The tensors' all-gather and all-reduce run on NCCL; counts and barriers stay on MPI.
+#[cfg(feature = "nccl")]
+mod nccl {
+    use super::World;
+    use anyhow::{anyhow, Result};
+    use candle_core::backend::BackendDevice;
+    use candle_core::cuda_backend::cudarc::driver::CudaContext;
+    use candle_core::cuda_backend::cudarc::nccl::{Comm, Id, ReduceOp};
+    use candle_core::{CpuStorage, CudaStorage, CustomOp1, Layout, Shape, Tensor};
+    use instructor_train::Collectives;
+
+    pub struct Nccl<'w> {
+        world: &'w World,
+        comm: Comm,
+    }
+
+    impl<'w> Nccl<'w> {
+        pub fn new(world: &'w World, ordinal: usize) -> Result<Self> {
+            use mpi::traits::{Communicator, Root};
+            let universe = world.universe.as_ref().expect("several ranks: MPI is up");
+            let mut id = [0; 128];
+            if world.is_root() {
+                id = *Id::new()
+                    .map_err(|e| anyhow!("NCCL: cannot make a unique id: {e:?}"))?
+                    .internal();
+            }
+            universe
+                .world()
+                .process_at_rank(0)
+                .broadcast_into(&mut id[..]);
+            let stream = CudaContext::new(ordinal)
+                .and_then(|ctx| ctx.new_stream())
+                .map_err(|e| anyhow!("NCCL: cannot use CUDA device {ordinal}: {e:?}"))?;
+            let comm = Comm::from_rank(stream, world.rank, world.size, Id::uninit(id))
+                .map_err(|e| anyhow!("NCCL: rank {} cannot join: {e:?}", world.rank))?;
+            Ok(Self { world, comm })
+        }
+    }
+
+    impl Collectives for Nccl<'_> {
+        fn rank(&self) -> usize {
+            self.world.rank
+        }
+        fn size(&self) -> usize {
+            self.world.size
+        }
+        fn all_gather(&self, local: &Tensor) -> candle_core::Result<Tensor> {
+            local.apply_op1_no_bwd(&Op {
+                comm: &self.comm,
+                gather: true,
+            })
+        }
+        fn all_reduce_sum(&self, values: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
+            let flat: Vec<Tensor> = values
+                .iter()
+                .map(Tensor::flatten_all)
+                .collect::<candle_core::Result<_>>()?;
+            let sum = Tensor::cat(&flat, 0)?.apply_op1_no_bwd(&Op {
+                comm: &self.comm,
+                gather: false,
+            })?;
+            let mut at = 0;
+            values
+                .iter()
+                .map(|t| {
+                    at += t.elem_count();
+                    sum.narrow(0, at - t.elem_count(), t.elem_count())?
+                        .reshape(t.shape())
+                })
+                .collect()
+        }
+        fn all_reduce_count(&self, values: &mut [u64]) {
+            self.world.all_reduce_count(values)
+        }
+        fn barrier(&self) {
+            World::barrier(self.world)
+        }
+    }
+
+    /// One NCCL collective on a CUDA tensor, as a candle op (the way candle's own multi-GPU
+    /// example reaches a tensor's device memory).
+    struct Op<'a> {
+        comm: &'a Comm,
+        /// All-gather along the first dimension; else all-reduce with a sum.
+        gather: bool,
+    }
+
+    impl CustomOp1 for Op<'_> {
+        fn name(&self) -> &'static str {
+            if self.gather {
+                "nccl-all-gather"
+            } else {
+                "nccl-all-reduce"
+            }
+        }
+
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            candle_core::bail!("NCCL moves CUDA tensors only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            s: &CudaStorage,
+            l: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let fail = |e| candle_core::Error::Msg(format!("{}: {e:?}", self.name()));
+            let Some((start, end)) = l.contiguous_offsets() else {
+                candle_core::bail!("{}: the tensor is not contiguous", self.name())
+            };
+            let src = s.as_cuda_slice::<f32>()?.slice(start..end);
+            let n = self.comm.world_size();
+            let (len, mut dims) = (end - start, l.dims().to_vec());
+            if self.gather {
+                dims[0] *= n;
+            }
+            let mut dst = s
+                .device
+                .alloc_zeros::<f32>(if self.gather { len * n } else { len })?;
+            // The communicator has its own stream: wait for candle's to have written the input,
+            // and for NCCL's to have written the output.
+            s.device.synchronize()?;
+            if self.gather {
+                self.comm.all_gather(&src, &mut dst).map_err(fail)?;
+            } else {
+                self.comm
+                    .all_reduce(&src, &mut dst, &ReduceOp::Sum)
+                    .map_err(fail)?;
+            }
+            self.comm
+                .stream()
+                .synchronize()
+                .map_err(|e| candle_core::Error::Msg(format!("{}: {e:?}", self.name())))?;
+            Ok((
+                CudaStorage::wrap_cuda_slice(dst, s.device.clone()),
+                Shape::from(dims),
+            ))
+        }
     }
 }

@@ -75,8 +75,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
 /// the others `None`; the file is the same bytes whatever the number of ranks.
 fn embed_share(args: &EmbedArgs, world: &World) -> Result<Option<Embeddings>> {
     let inputs = read_inputs(&args.input)?;
-    let mut margs = args.model.clone();
-    margs.quiet |= !world.is_root();
+    let margs = world.model_args(&args.model);
     let dir = world.root_first(|| margs.resolve())?;
     let model = margs.load_from(&dir)?;
     let opts = EncodeOptions {

@@ -91,8 +91,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// ([`World::encode`]), each rank gets all rows and computes the same scores, and rank 0 writes
 /// the result files and the cache.
 fn run_tasks(specs: &[TaskSpec], args: &EvalArgs, protocol: Protocol, world: &World) -> Result<()> {
-    let mut margs = args.model.clone();
-    margs.quiet |= !world.is_root();
+    let margs = world.model_args(&args.model);
     let model_dir = world.root_first(|| margs.resolve())?;
     let model = margs.load_from(&model_dir)?;
     let mut embedder = CachedEmbedder::new(&model, &model_dir, args, margs, world)?;

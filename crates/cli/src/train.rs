@@ -66,7 +66,7 @@ pub struct TrainArgs {
 
 pub fn run(mut args: TrainArgs) -> Result<()> {
     let world = World::init()?;
-    args.model.quiet |= !world.is_root();
+    args.model = world.model_args(&args.model);
     world.finish(train_rank(&args, &world))
 }
 
@@ -99,7 +99,7 @@ fn train_rank(args: &TrainArgs, world: &World) -> Result<()> {
         ..defaults
     };
     let mut bar = None;
-    let summary = train(&cfg, world, &mut |event| match event {
+    let mut on_event = |event: Event| match event {
         Event::Started {
             first_step,
             total_steps,
@@ -148,7 +148,9 @@ fn train_rank(args: &TrainArgs, world: &World) -> Result<()> {
                 b.println(format!("saved {}", dir.display()));
             }
         }
-    })?;
+    };
+    let summary =
+        world.with_collectives(cfg.device, |ranks| Ok(train(&cfg, ranks, &mut on_event)?))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

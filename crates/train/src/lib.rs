@@ -565,10 +565,23 @@ impl<'a> Run<'a> {
                 SeededDropout::new(self.spec.dropout, rng, &self.device)
             })
             .transpose()?;
-        let share = records.start + rank * self.cfg.batch_size..;
+        let batch = &self.plan.data.examples[records.clone()];
+        let mine: Vec<Example>;
+        let batch = if size == 1 {
+            batch
+        } else {
+            let chars = |i: &Input| i.instruction.len() + i.text.len();
+            let sizes: Vec<usize> = batch
+                .iter()
+                .map(|e| chars(&e.query) + chars(&e.pos) + chars(&e.neg))
+                .collect();
+            let share = &parallel::share_batch(&sizes, size, self.cfg.batch_size)[rank];
+            mine = share.iter().map(|&i| batch[i].clone()).collect();
+            &mine
+        };
         batch_loss(
             &self.model,
-            &self.plan.data.examples[share.start..share.start + self.cfg.batch_size],
+            batch,
             self.cfg.max_seq_length,
             self.cfg.temperature,
             dropout.as_ref(),

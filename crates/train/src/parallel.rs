@@ -12,16 +12,19 @@ use candle_core::{Result, Tensor};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// The collectives of a run's ranks (MPI in the CLI). Each call is made by every rank, in the
-/// same order; a rank that fails aborts the world rather than return, so none can wait forever.
+/// The collectives of a run's ranks (in the CLI: MPI, or NCCL between GPUs). Each call is made
+/// by every rank, in the same order; a rank that fails aborts the world rather than return, so
+/// none can wait forever. Tensors are f32 and contiguous, on the run's device.
 pub trait Collectives {
     /// This process's rank, `0..size()`.
     fn rank(&self) -> usize;
     fn size(&self) -> usize;
-    /// Every rank's `local` (all of the same length), concatenated in rank order.
-    fn all_gather(&self, local: &[f32]) -> Vec<f32>;
-    /// Sums `values` over the ranks, in place; every rank gets the same bits.
-    fn all_reduce_sum(&self, values: &mut [f32]);
+    /// Every rank's `local` (all of the same shape), concatenated along the first dimension in
+    /// rank order.
+    fn all_gather(&self, local: &Tensor) -> Result<Tensor>;
+    /// The sum of each of `values` over the ranks, in one collective; every rank gets the same
+    /// bits.
+    fn all_reduce_sum(&self, values: &[Tensor]) -> Result<Vec<Tensor>>;
     /// Sums counts over the ranks, in place.
     fn all_reduce_count(&self, values: &mut [u64]);
     /// Returns once every rank has called it.
@@ -38,10 +41,12 @@ impl Collectives for Alone {
     fn size(&self) -> usize {
         1
     }
-    fn all_gather(&self, local: &[f32]) -> Vec<f32> {
-        local.to_vec()
+    fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
+        Ok(local.clone())
     }
-    fn all_reduce_sum(&self, _: &mut [f32]) {}
+    fn all_reduce_sum(&self, values: &[Tensor]) -> Result<Vec<Tensor>> {
+        Ok(values.to_vec())
+    }
     fn all_reduce_count(&self, _: &mut [u64]) {}
     fn barrier(&self) {}
 }
@@ -80,10 +85,10 @@ impl Collectives for Timed<'_> {
     fn size(&self) -> usize {
         self.ranks.size()
     }
-    fn all_gather(&self, local: &[f32]) -> Vec<f32> {
+    fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
         self.timed(|| self.ranks.all_gather(local))
     }
-    fn all_reduce_sum(&self, values: &mut [f32]) {
+    fn all_reduce_sum(&self, values: &[Tensor]) -> Result<Vec<Tensor>> {
         self.timed(|| self.ranks.all_reduce_sum(values))
     }
     fn all_reduce_count(&self, values: &mut [u64]) {
@@ -94,17 +99,39 @@ impl Collectives for Timed<'_> {
     }
 }
 
+/// Shares one global batch of `sizes.len() = ranks × per_rank` examples out to the ranks:
+/// `per_rank` each (the all-gathers need equal shares), the examples' `sizes` (their texts'
+/// lengths) balanced so that no rank waits long for another. Longest first, each to the rank with
+/// the least so far that has room (ties: the lower rank); deterministic, so every rank computes
+/// the same shares. The loss over the gathered batch is the same for any order of its examples.
+pub fn share_batch(sizes: &[usize], ranks: usize, per_rank: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+    let mut shares = vec![Vec::with_capacity(per_rank); ranks];
+    let mut load = vec![0usize; ranks];
+    for i in order {
+        let r = (0..ranks)
+            .filter(|&r| shares[r].len() < per_rank)
+            .min_by_key(|&r| (load[r], r))
+            .expect("ranks × per_rank examples");
+        load[r] += sizes[i];
+        shares[r].push(i);
+    }
+    shares
+}
+
 /// The global batch's `[size · b, dim]` rows from this rank's `[b, dim]` `local` ones: rank r's
 /// rows at `r·b..`, this rank's still in the autograd graph, the others' detached.
 pub fn gather_with_grad(ranks: &dyn Collectives, local: &Tensor) -> Result<Tensor> {
     if ranks.size() == 1 {
         return Ok(local.clone());
     }
-    let (b, dim) = local.dims2()?;
-    let rows = local.to_dtype(candle_core::DType::F32)?.flatten_all()?;
-    let all = ranks.all_gather(&rows.to_vec1::<f32>()?);
-    let all =
-        Tensor::from_vec(all, (ranks.size() * b, dim), local.device())?.to_dtype(local.dtype())?;
+    let b = local.dim(0)?;
+    let rows = local
+        .detach()
+        .to_dtype(candle_core::DType::F32)?
+        .contiguous()?;
+    let all = ranks.all_gather(&rows)?.to_dtype(local.dtype())?;
     let me = ranks.rank() * b;
     let mut parts = Vec::with_capacity(3);
     if me > 0 {
@@ -117,21 +144,11 @@ pub fn gather_with_grad(ranks: &dyn Collectives, local: &Tensor) -> Result<Tenso
     Tensor::cat(&parts, 0)
 }
 
-/// Sums each gradient over the ranks (one buffer, one collective), in place.
+/// Sums each gradient over the ranks, in place.
 pub fn all_reduce_grads(ranks: &dyn Collectives, grads: &mut [Tensor]) -> Result<()> {
-    if ranks.size() == 1 {
-        return Ok(());
-    }
-    let mut flat = Vec::with_capacity(grads.iter().map(Tensor::elem_count).sum());
-    for g in grads.iter() {
-        flat.extend(g.flatten_all()?.to_vec1::<f32>()?);
-    }
-    ranks.all_reduce_sum(&mut flat);
-    let mut at = 0;
-    for g in grads.iter_mut() {
-        let n = g.elem_count();
-        *g = Tensor::from_slice(&flat[at..at + n], g.shape(), g.device())?;
-        at += n;
+    if ranks.size() > 1 {
+        let sums = ranks.all_reduce_sum(grads)?;
+        grads.clone_from_slice(&sums);
     }
     Ok(())
 }
@@ -154,17 +171,29 @@ mod tests {
         fn size(&self) -> usize {
             2
         }
-        fn all_gather(&self, local: &[f32]) -> Vec<f32> {
-            assert_eq!(local, self.rows[self.me]);
-            self.rows.concat()
+        fn all_gather(&self, local: &Tensor) -> Result<Tensor> {
+            assert_eq!(local.flatten_all()?.to_vec1::<f32>()?, self.rows[self.me]);
+            let n = local.dim(0)?;
+            Tensor::from_vec(self.rows.concat(), (2 * n, local.dim(1)?), local.device())
         }
-        fn all_reduce_sum(&self, _: &mut [f32]) {
+        fn all_reduce_sum(&self, _: &[Tensor]) -> Result<Vec<Tensor>> {
             unreachable!()
         }
         fn all_reduce_count(&self, _: &mut [u64]) {
             unreachable!()
         }
         fn barrier(&self) {}
+    }
+
+    #[test]
+    fn shares_are_equal_in_count_and_balanced_in_length() {
+        let sizes = [300, 10, 280, 20, 30, 25, 290, 15];
+        let shares = share_batch(&sizes, 2, 4);
+        assert_eq!(shares, vec![vec![0, 4, 5, 3], vec![6, 2, 7, 1]]);
+        let load = |s: &Vec<usize>| s.iter().map(|&i| sizes[i]).sum::<usize>();
+        // The best split of 4 and 4 (two of the three long ones share a rank); the batch's
+        // halves would be 610 and 360.
+        assert_eq!((load(&shares[0]), load(&shares[1])), (375, 595));
     }
 
     /// The per-rank gradients of a loss over the gathered rows add up to the one-process one.
