@@ -245,26 +245,36 @@ fn strs(args: &[String]) -> Vec<&str> {
 /// file and name.
 fn weights(dir: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
     let mut out = std::collections::BTreeMap::new();
+    for file in files_under(dir) {
+        if file.extension().is_some_and(|x| x == "safetensors") {
+            let cpu = candle_core::Device::Cpu;
+            for (name, t) in candle_core::safetensors::load(dir.join(&file), &cpu).unwrap() {
+                let t = t.to_dtype(candle_core::DType::F32).unwrap();
+                out.insert(
+                    format!("{}:{name}", file.display()),
+                    t.flatten_all().unwrap().to_vec1().unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let path = e.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|x| x == "safetensors") {
-                let file = path.strip_prefix(dir).unwrap().display().to_string();
-                let cpu = candle_core::Device::Cpu;
-                for (name, t) in candle_core::safetensors::load(&path, &cpu).unwrap() {
-                    let t = t.to_dtype(candle_core::DType::F32).unwrap();
-                    out.insert(
-                        format!("{file}:{name}"),
-                        t.flatten_all().unwrap().to_vec1().unwrap(),
-                    );
-                }
+            } else {
+                files.push(path.strip_prefix(dir).unwrap().to_path_buf());
             }
         }
     }
-    out
+    files
 }
 
 /// The largest difference between two checkpoints' weights, which must have the same names.
@@ -329,20 +339,10 @@ fn train_on_two_ranks_follows_one_process_with_the_global_batch_and_resumes_on_o
     // The 2-rank run's checkpoint-2 goes on in one process with the same global batch.
     let three = tmp.path().join("three");
     std::fs::create_dir(&three).unwrap();
-    let src = two.join("checkpoint-2");
-    let dst = three.join("checkpoint-2");
-    let mut dirs = vec![(src, dst)];
-    while let Some((s, d)) = dirs.pop() {
-        std::fs::create_dir_all(&d).unwrap();
-        for e in std::fs::read_dir(&s).unwrap() {
-            let p = e.unwrap().path();
-            let to = d.join(p.file_name().unwrap());
-            if p.is_dir() {
-                dirs.push((p, to));
-            } else {
-                std::fs::copy(&p, &to).unwrap();
-            }
-        }
+    let (src, dst) = (two.join("checkpoint-2"), three.join("checkpoint-2"));
+    for file in files_under(&src) {
+        std::fs::create_dir_all(dst.join(&file).parent().unwrap()).unwrap();
+        std::fs::copy(src.join(&file), dst.join(&file)).unwrap();
     }
     let mut resume = train_args(&data, &three, 4, 4);
     resume.push("--resume".into());
