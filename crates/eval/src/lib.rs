@@ -6,10 +6,13 @@
 //! functions, [`data`] the dataset readers, [`tasks`] the table of known tasks and what each
 //! task type computes, [`cache`] the per-text embedding cache, [`results`] the documents a run
 //! writes (mteb's per-task result JSON, the summary), built here rather than in the CLI so that
-//! their schema is a library's and tested as one.
+//! their schema is a library's and tested as one. [`icl`] and [`lm`] are the prompt-retrieval
+//! benchmark: demonstrations, MetaICL's prompts, and the causal language model that scores them.
 
 pub mod cache;
 pub mod data;
+pub mod icl;
+pub mod lm;
 pub mod metrics;
 pub mod results;
 pub mod tasks;
