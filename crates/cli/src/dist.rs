@@ -94,6 +94,11 @@ impl World {
         f(self)
     }
 
+    /// How many ranks the world has.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// Rank 0: the one that downloads first, draws progress and writes outputs.
     pub fn is_root(&self) -> bool {
         self.rank == 0

@@ -60,11 +60,38 @@ pub struct EvalArgs {
     /// `mteb` (2.x definitions) or `paper` (the INSTRUCTOR paper's mteb 1.0 fork).
     #[arg(long, default_value = "mteb")]
     pub protocol: String,
+    /// Prompt retrieval's causal language model (a folder or a hub repo: `model_type` gptj or
+    /// llama), e.g. EleutherAI/gpt-j-6b; implies --task-type prompt-retrieval.
+    #[arg(long)]
+    pub lm: Option<String>,
+    /// Branch, tag or commit sha of --lm.
+    #[arg(long, default_value = "main")]
+    pub lm_revision: String,
+    /// Precision of --lm (f32, f16, bf16; the half types on CUDA).
+    #[arg(long, default_value = "f32")]
+    pub lm_dtype: instructor::Dtype,
+    /// Prompt retrieval's seed: which `{train,eval}_examples_seed_<seed>.json` are read, and
+    /// the seed of main.py's bootstrap score.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+}
+
+/// `--task-type prompt-retrieval` (any spelling of it) or `--lm`.
+fn is_prompt_retrieval(args: &EvalArgs) -> bool {
+    let norm = |x: &str| x.to_ascii_lowercase().replace(['_', '-'], "");
+    args.lm.is_some()
+        || args
+            .task_type
+            .as_deref()
+            .is_some_and(|t| norm(t) == "promptretrieval")
 }
 
 /// Runs the selected tasks, writing `<output>/<task>.json` for each and `<output>/summary.md`
 /// (or, with --print-instructions, only prints what each task would use).
 pub fn run(args: EvalArgs) -> Result<()> {
+    if is_prompt_retrieval(&args) {
+        return crate::prompt::run(&args);
+    }
     let protocol = match args.protocol.as_str() {
         "mteb" => Protocol::Mteb,
         "paper" => Protocol::Paper,
@@ -305,19 +332,20 @@ fn hex(b: &[u8]) -> String {
 
 /// Embeds through the model, each (instruction, text) cached on disk under the model's key
 /// ([`DiskCache`]), so that a rerun embeds nothing and a changed dataset only its new texts.
-struct CachedEmbedder<'a> {
+pub(crate) struct CachedEmbedder<'a> {
     model: &'a Instructor,
     cache: DiskCache,
     batch_size: usize,
     args: ModelArgs,
-    task: String,
+    /// Names the stage on progress bars.
+    pub(crate) task: String,
     world: &'a World,
 }
 
 impl<'a> CachedEmbedder<'a> {
     /// The cache lives under --cache (`<output>/cache` by default), in a folder of the model's
     /// key.
-    fn new(
+    pub(crate) fn new(
         model: &'a Instructor,
         model_dir: &Path,
         args: &EvalArgs,

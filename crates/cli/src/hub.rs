@@ -100,6 +100,26 @@ pub fn resolve(model: &str, revision: &str, quiet: bool) -> Result<PathBuf> {
     )?)
 }
 
+/// `--lm`: a folder as it is, or a causal LM's hub repo (`config.json`, `tokenizer.json`, the
+/// weights) fetched into the cache.
+pub fn resolve_lm(model: &str, revision: &str, quiet: bool) -> Result<PathBuf> {
+    if std::path::Path::new(model).is_dir() {
+        return Ok(PathBuf::from(model));
+    }
+    if !hub::is_repo_id(model) {
+        anyhow::bail!("--lm: `{model}` is neither a folder nor a hub repo id");
+    }
+    let mut bars = Bars { quiet, bar: None };
+    let files = |_: &std::path::Path| Ok(instructor_eval::lm::files());
+    Ok(hub::Hub::new(HubOptions::from_env()).download_repo(
+        model,
+        revision,
+        "config.json",
+        &files,
+        &mut bars,
+    )?)
+}
+
 /// A task's dataset files (groups of alternative names, see `instructor_eval::data::files`)
 /// from hub dataset `repo` at `revision`, into the same cache as models; returns the snapshot
 /// folder, named by the commit.

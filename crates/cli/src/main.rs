@@ -5,6 +5,7 @@ mod dist;
 mod embed;
 mod eval;
 mod hub;
+mod prompt;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +27,9 @@ enum Command {
     /// Embed `{"instruction", "text"}` JSON lines into a .npy or .jsonl file.
     Embed(embed::EmbedArgs),
     /// Evaluate on MTEB tasks (local data or the hub's dataset repos) and Billboard (mteb 2.x
-    /// metrics; `--protocol paper` for the paper's).
+    /// metrics; `--protocol paper` for the paper's), or on the paper's prompt retrieval
+    /// (`--task-type prompt-retrieval --lm M`: demonstrations chosen by the embedder, answers by
+    /// a causal language model).
     Eval(eval::EvalArgs),
     /// Fetch a model from the Hugging Face hub into the cache; prints its folder.
     Download(hub::DownloadArgs),

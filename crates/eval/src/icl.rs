@@ -54,7 +54,13 @@ impl IclTask {
     pub fn labels(self) -> &'static [&'static str] {
         match self {
             Self::Rte => &["True", "False"],
-            Self::Sst5 => &["very negative", "negative", "neutral", "positive", "very positive"],
+            Self::Sst5 => &[
+                "very negative",
+                "negative",
+                "neutral",
+                "positive",
+                "very positive",
+            ],
             Self::Mrpc => &["not equivalent", "equivalent"],
             Self::Dbpedia14 => &[
                 "company",
@@ -261,7 +267,9 @@ pub fn repo_rouge_l(preds: &[usize], golds: &[usize], seed: u32) -> f64 {
     let (lo, hi) = (means[499], means[500]);
     let mid = lo + 0.5 * (hi - lo);
     // Python's round(x, 4): the nearest 4-place decimal of the exact binary value, as `{:.4}`.
-    format!("{:.4}", mid * 100.0).parse().expect("a formatted float")
+    format!("{:.4}", mid * 100.0)
+        .parse()
+        .expect("a formatted float")
 }
 
 /// numpy's legacy `RandomState.randint(0, n)` (masked rejection sampling on 32-bit draws of

@@ -19,7 +19,12 @@ fn read(name: &str) -> Value {
 }
 
 fn lm() -> CausalLm {
-    CausalLm::load(&fixtures().join("models/tiny-gptj"), &Device::Cpu, DType::F32).unwrap()
+    CausalLm::load(
+        &fixtures().join("models/tiny-gptj"),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -54,16 +59,26 @@ fn gptj_logits_equal_transformers_alone_and_batched() {
         assert_eq!(lm.tokenize(c["text"].as_str().unwrap()).unwrap(), *r);
     }
     let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
-    assert!(lens.iter().any(|&l| l == 1) && lens.iter().any(|&l| l > 10), "{lens:?}");
+    assert!(
+        lens.iter().any(|&l| l == 1) && lens.iter().any(|&l| l > 10),
+        "{lens:?}"
+    );
     let batched = lm.logits_batch(&rows, 0).unwrap();
     let mut worst = (0f32, 0f32);
     for ((c, r), b) in cases.iter().zip(&rows).zip(&batched) {
         let one = max_diff(&lm.logits(r).unwrap(), &c["logits"]);
         let many = max_diff(b, &c["logits"]);
-        assert!(one <= 1e-4 && many <= 1e-4, "{} tokens: {one} alone, {many} batched", r.len());
+        assert!(
+            one <= 1e-4 && many <= 1e-4,
+            "{} tokens: {one} alone, {many} batched",
+            r.len()
+        );
         worst = (worst.0.max(one), worst.1.max(many));
     }
-    eprintln!("max |logit - transformers|: {:e} alone, {:e} batched", worst.0, worst.1);
+    eprintln!(
+        "max |logit - transformers|: {:e} alone, {:e} batched",
+        worst.0, worst.1
+    );
 }
 
 #[test]
@@ -95,11 +110,22 @@ fn metaicl_prompts_losses_and_predictions_equal_python() {
         for (i, s) in seqs.iter().enumerate() {
             let alone = lm.mean_losses(std::slice::from_ref(s)).unwrap()[0];
             let want = case["losses"][i].as_f64().unwrap() as f32;
-            assert!((together[i] - want).abs() <= 1e-4, "{name}: option {i}: {} vs {want}", together[i]);
-            assert!((alone - want).abs() <= 1e-4, "{name}: option {i} alone: {alone} vs {want}");
+            assert!(
+                (together[i] - want).abs() <= 1e-4,
+                "{name}: option {i}: {} vs {want}",
+                together[i]
+            );
+            assert!(
+                (alone - want).abs() <= 1e-4,
+                "{name}: option {i} alone: {alone} vs {want}"
+            );
         }
         let pred = icl::predict(&together);
-        assert_eq!(options[pred], case["prediction"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            options[pred],
+            case["prediction"].as_str().unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -124,7 +150,12 @@ fn repo_score_is_datasets_rouge_bootstrap_median() {
         let g: Vec<usize> = ids(&c["golds"]).into_iter().map(|x| x as usize).collect();
         let seed = c["seed"].as_u64().unwrap() as u32;
         let want = c["rougeL"].as_f64().unwrap();
-        assert_eq!(icl::repo_rouge_l(&p, &g, seed), want, "{} predictions", p.len());
+        assert_eq!(
+            icl::repo_rouge_l(&p, &g, seed),
+            want,
+            "{} predictions",
+            p.len()
+        );
         assert_eq!(icl::accuracy(&p, &g), c["accuracy"].as_f64().unwrap());
         differing += usize::from((want - 100.0 * icl::accuracy(&p, &g)).abs() > 1e-3);
     }
@@ -140,10 +171,18 @@ fn an_unsupported_model_type_is_named() {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
-    let err = CausalLm::load(dir.path(), &Device::Cpu, DType::F32).err().unwrap();
+    let err = CausalLm::load(dir.path(), &Device::Cpu, DType::F32)
+        .err()
+        .unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("config.json") && msg.contains("model_type `t5`"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("model_type `t5`"),
+        "{msg}"
+    );
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
-    let msg = CausalLm::load(dir.path(), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    let msg = CausalLm::load(dir.path(), &Device::Cpu, DType::F32)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("no model.safetensors"), "{msg}");
 }

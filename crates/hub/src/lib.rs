@@ -178,8 +178,22 @@ impl Hub {
         files: &FilesAfter,
         progress: &mut dyn Progress,
     ) -> Result<PathBuf, HubError> {
+        self.download_repo(repo, revision, "modules.json", files, progress)
+    }
+
+    /// Makes the cache hold `first` of model repo `repo` at `revision` and the files `files`
+    /// reads from the snapshot then: any model layout, e.g. a causal LM's `config.json` and
+    /// what it implies (`instructor eval --lm`).
+    pub fn download_repo(
+        &self,
+        repo: &str,
+        revision: &str,
+        first: &str,
+        files: &FilesAfter,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf, HubError> {
         let wanted = Wanted {
-            first: vec!["modules.json".into()],
+            first: vec![first.into()],
             rest: files,
         };
         self.download(RepoKind::Model, repo, revision, &wanted, progress)

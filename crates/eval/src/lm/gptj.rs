@@ -100,7 +100,11 @@ impl GptJ {
             );
         }
         if cfg.n_head == 0 || cfg.n_embd % cfg.n_head != 0 {
-            candle_core::bail!("n_embd {} is not a multiple of n_head {}", cfg.n_embd, cfg.n_head);
+            candle_core::bail!(
+                "n_embd {} is not a multiple of n_head {}",
+                cfg.n_embd,
+                cfg.n_head
+            );
         }
         let head_dim = cfg.n_embd / cfg.n_head;
         let rotary_dim = cfg.rotary_dim.unwrap_or(head_dim);
@@ -240,7 +244,10 @@ impl GptJ {
         if self.rotary_dim == d {
             Ok(turned)
         } else {
-            Tensor::cat(&[&turned, &x.narrow(3, self.rotary_dim, d - self.rotary_dim)?], 3)
+            Tensor::cat(
+                &[&turned, &x.narrow(3, self.rotary_dim, d - self.rotary_dim)?],
+                3,
+            )
         }
     }
 }
@@ -249,7 +256,15 @@ impl GptJ {
 fn causal_mask(s: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     let t = offset + s;
     let m: Vec<f32> = (0..s)
-        .flat_map(|i| (0..t).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..t).map(move |j| {
+                if j <= offset + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
     Tensor::from_vec(m, (s, t), dev)
 }

@@ -201,10 +201,13 @@ impl CausalLm {
                 Arch::Llama(..) => seqs
                     .iter()
                     .map(|s| {
-                        let logits = self.logits(&s.ids[..s.ids.len() - 1]).map_err(|e| {
-                            candle_core::Error::Msg(e.msg)
-                        })?;
-                        mean_ce(&logits.narrow(0, s.start - 1, s.ids.len() - s.start)?, &s.ids[s.start..])
+                        let logits = self
+                            .logits(&s.ids[..s.ids.len() - 1])
+                            .map_err(|e| candle_core::Error::Msg(e.msg))?;
+                        mean_ce(
+                            &logits.narrow(0, s.start - 1, s.ids.len() - s.start)?,
+                            &s.ids[s.start..],
+                        )
                     })
                     .collect(),
             }
@@ -220,12 +223,22 @@ fn gptj_losses(m: &gptj::GptJ, seqs: &[Scored], dev: &Device) -> candle_core::Re
     // The longest common prefix, within every sequence's prompt.
     let mut p = seqs.iter().map(|s| s.start).min().unwrap_or(0);
     for s in seqs {
-        p = p.min(first.ids.iter().zip(&s.ids).take_while(|(a, b)| a == b).count());
+        p = p.min(
+            first
+                .ids
+                .iter()
+                .zip(&s.ids)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
     }
     let (last, past) = if p > 0 {
         let x = Tensor::new(&first.ids[..p], dev)?.unsqueeze(0)?;
         let (h, past) = m.forward(&x, None)?;
-        (Some(h.i((0, p - 1))?.unsqueeze(0)?), Some(past.repeat(seqs.len())?))
+        (
+            Some(h.i((0, p - 1))?.unsqueeze(0)?),
+            Some(past.repeat(seqs.len())?),
+        )
     } else {
         (None, None)
     };
@@ -265,7 +278,10 @@ fn mean_ce(logits: &Tensor, targets: &[u32]) -> candle_core::Result<f32> {
 
 /// The tensor names candle-transformers' Llama reads (it panics on a missing one).
 fn llama_tensors(cfg: &llama::Config) -> Vec<String> {
-    let mut names = vec!["model.embed_tokens.weight".to_string(), "model.norm.weight".into()];
+    let mut names = vec![
+        "model.embed_tokens.weight".to_string(),
+        "model.norm.weight".into(),
+    ];
     if !cfg.tie_word_embeddings {
         names.push("lm_head.weight".into());
     }
