@@ -74,6 +74,10 @@ pub struct EvalArgs {
     /// the seed of main.py's bootstrap score.
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
+    /// Prompt retrieval as the repository's `--debug`: the example files are still the whole
+    /// samples, but only the first 50 pool examples and the first 5 test inputs are used.
+    #[arg(long)]
+    pub debug: bool,
 }
 
 /// `--task-type prompt-retrieval` (any spelling of it) or `--lm`.

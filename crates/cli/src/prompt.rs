@@ -2,8 +2,9 @@
 //! as its repository's `evaluation/prompt_retrieval/main.py` runs it, stage by stage, each
 //! written to disk under `<output>/<task>/` so that a rerun redoes nothing:
 //! 1. the task's pool and test inputs (`--data/<task>/{train,eval}_examples_seed_<seed>.json`, the
-//!    files the repository's `get_task.py` caches) embedded with the task's instruction, through
-//!    the embedding cache;
+//!    files the repository's `get_task.py` caches; else its hub dataset, sampled as `get_task.py`
+//!    samples it, and those two files written under `<output>/<task>/`) embedded with the task's
+//!    instruction, through the embedding cache;
 //! 2. the demonstrations for each test input (`select`), written as `prompts/<id>.json` in the
 //!    repository's layout `[[test_id, [[pool index], …], label], [{input, output}, …], example]`;
 //! 3. each option scored by the language model in MetaICL's direct format, the prediction
@@ -117,10 +118,24 @@ fn run_task(
 ) -> Result<(f64, f64)> {
     let start = Instant::now();
     let name = task.name();
-    let data = args.data.join(name);
-    let train_path = data.join(format!("train_examples_seed_{}.json", args.seed));
-    let eval_path = data.join(format!("eval_examples_seed_{}.json", args.seed));
-    let (pool, tests) = (examples(&train_path)?, examples(&eval_path)?);
+    let dir = args.output.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    let files = |d: &Path| {
+        [("train", "pool"), ("eval", "test")]
+            .map(|(f, _)| d.join(format!("{f}_examples_seed_{}.json", args.seed)))
+    };
+    let [mut train_path, mut eval_path] = files(&args.data.join(name));
+    let mut revision = "local".to_string();
+    if !train_path.exists() && !eval_path.exists() {
+        // As get_task.py: sample the hub dataset, and keep the examples next to the results.
+        [train_path, eval_path] = files(&dir);
+        revision = fetch_examples(task, args, &train_path, &eval_path)?;
+    }
+    let (mut pool, mut tests) = (examples(&train_path)?, examples(&eval_path)?);
+    if args.debug {
+        pool.truncate(50);
+        tests.truncate(5);
+    }
     fn at(path: &Path, i: usize) -> impl Fn(String) -> anyhow::Error + '_ {
         move |e| anyhow!("{}: example {i}: {e}", path.display())
     }
@@ -180,7 +195,6 @@ fn run_task(
         &test_lens,
         icl::BUDGET,
     );
-    let dir = args.output.join(name);
     let (prompt_dir, result_dir) = (dir.join("prompts"), dir.join("results"));
     for d in [&prompt_dir, &result_dir] {
         std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
@@ -248,7 +262,7 @@ fn run_task(
     let result = json!({
         "task_name": name,
         "task_type": "PromptRetrieval",
-        "dataset_revision": "local",
+        "dataset_revision": revision,
         "scores": { "test": [{
             "main_score": score / 100.0,
             "rougeL": score,
@@ -272,6 +286,27 @@ fn run_task(
         );
     }
     Ok((score, acc))
+}
+
+/// The task's hub dataset at its revision, sampled as `get_task.py` samples it with --seed,
+/// written to the two example files; returns the dataset commit read.
+fn fetch_examples(task: IclTask, args: &EvalArgs, train: &Path, eval: &Path) -> Result<String> {
+    let d = task.dataset();
+    let groups = vec![
+        instructor_eval::data::split_files(d.config, d.pool.0),
+        instructor_eval::data::split_files(d.config, d.test.0),
+    ];
+    let snapshot = crate::hub::dataset(d.repo, d.revision, &groups, args.model.quiet)
+        .with_context(|| format!("{}: dataset {}", task.name(), d.repo))?;
+    let rows = |split| instructor_eval::data::split_rows(&snapshot, d.config, split);
+    let (pool, tests) = icl::sample_examples(task, &rows(d.pool.0)?, &rows(d.test.0)?, args.seed)
+        .map_err(|e| anyhow!("{}: dataset {}: {e}", task.name(), d.repo))?;
+    write_json(train, &Value::Array(pool))?;
+    write_json(eval, &Value::Array(tests))?;
+    Ok(snapshot
+        .file_name()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|| d.revision.to_string()))
 }
 
 fn lm_label(args: &EvalArgs) -> String {

@@ -30,8 +30,19 @@ impl Setup {
     }
 
     fn run(&self, data: &Path, out: &Path, tasks: &str) -> std::process::Output {
+        self.run_with(data, out, tasks, &[])
+    }
+
+    fn run_with(
+        &self,
+        data: &Path,
+        out: &Path,
+        tasks: &str,
+        more: &[&str],
+    ) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_instructor"))
             .args(["eval", "--task-type", "prompt-retrieval", "--quiet"])
+            .args(more)
             .args([
                 "--model",
                 "fixtures/tiny-relu-bin",
@@ -49,7 +60,11 @@ impl Setup {
     }
 
     fn ok(&self, data: &Path, out: &Path, tasks: &str) -> String {
-        let o = self.run(data, out, tasks);
+        self.ok_with(data, out, tasks, &[])
+    }
+
+    fn ok_with(&self, data: &Path, out: &Path, tasks: &str, more: &[&str]) -> String {
+        let o = self.run_with(data, out, tasks, more);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "{err}");
         err
@@ -132,6 +147,40 @@ fn prompts_predictions_and_score_equal_the_repository_and_a_rerun_scores_nothing
     quiet_run("2 of 6 examples scored now");
     let want = fixtures().join("prompt_retrieval/expected/sst5/results");
     assert_eq!(files(&out.join("sst5/results")), files(&want));
+}
+
+/// No `--data` folder: the task's hub dataset (here a tiny stand-in served as SetFit/sst5) is
+/// sampled as get_task.py samples it, and the examples kept under the output; `--debug` then
+/// uses the first 5 test inputs, as the repository's does.
+#[test]
+fn examples_not_on_disk_are_sampled_from_the_hub_dataset_as_get_task_does() {
+    let setup = Setup::new();
+    setup
+        ._hub
+        .add_folders(
+            "datasets/SetFit",
+            &fixtures().join("prompt_retrieval/hub/SetFit"),
+        )
+        .unwrap();
+    let out = setup.tmp.path().join("out");
+    setup.ok_with(
+        &setup.tmp.path().join("no-data"),
+        &out,
+        "sst5",
+        &["--debug"],
+    );
+    let want = fixtures().join("prompt_retrieval/expected/hub-sst5");
+    for f in ["train_examples_seed_0.json", "eval_examples_seed_0.json"] {
+        assert_eq!(json(&out.join("sst5").join(f)), json(&want.join(f)), "{f}");
+    }
+    let result = json(&out.join("sst5.json"));
+    let commit = setup._hub.commit("datasets/SetFit/sst5");
+    assert_eq!(result["dataset_revision"], commit.as_str());
+    assert_eq!(result["scores"]["test"][0]["n_examples"], 5);
+    assert_eq!(
+        std::fs::read_dir(out.join("sst5/results")).unwrap().count(),
+        5
+    );
 }
 
 #[test]

@@ -124,6 +124,28 @@ pub fn files(kind: TaskType, name: &str, split: &str) -> Vec<Vec<String>> {
     }
 }
 
+/// The files of one split of a hub dataset's config as `datasets` uploads hold it
+/// (`<split>.jsonl` at the top, or `<config>/<split>-NNNNN-of-MMMMM.parquet`; `data/` for the
+/// default config), as alternative names for the hub client.
+pub fn split_files(config: Option<&str>, split: &str) -> Vec<String> {
+    config_split(config, split).names()
+}
+
+/// The rows of that split in a snapshot folder, as JSON objects in file order.
+pub fn split_rows(dir: &Path, config: Option<&str>, split: &str) -> Result<Vec<Value>> {
+    Ok(rows(dir, &config_split(config, split))?
+        .into_iter()
+        .map(|r| r.value)
+        .collect())
+}
+
+fn config_split(config: Option<&str>, split: &str) -> Table {
+    Table {
+        stem: split.to_string(),
+        shards: vec![format!("{}/{split}", config.unwrap_or("data"))],
+    }
+}
+
 /// One table of a task, and the names it may have in the task's folder.
 struct Table {
     /// `<stem>.jsonl`, `<stem>.jsonl.gz`, `<stem>.parquet`.

@@ -93,6 +93,61 @@ impl IclTask {
         }
     }
 
+    /// Where `get_task.py` loads the task from: the hub dataset, its revision (pinned where
+    /// mteb pins the same dataset; else the branch, and the result records the commit read),
+    /// its config, and the (split, sample size) of the pool and of the test inputs (`None`: the
+    /// whole split).
+    pub fn dataset(self) -> HubTask {
+        let (repo, revision, config, pool, test) = match self {
+            Self::Rte => (
+                "nyu-mll/glue",
+                "main",
+                Some("rte"),
+                ("train", None),
+                "validation",
+            ),
+            Self::Sst5 => ("SetFit/sst5", "main", None, ("train", Some(3000)), "test"),
+            Self::Mrpc => (
+                "nyu-mll/glue",
+                "main",
+                Some("mrpc"),
+                ("train", Some(3000)),
+                "validation",
+            ),
+            Self::Dbpedia14 => (
+                "fancyzhx/dbpedia_14",
+                "9abd46cf7fc8b4c64290f26993c540b92aa145ac",
+                Some("dbpedia_14"),
+                ("train", Some(3000)),
+                "test",
+            ),
+        };
+        HubTask {
+            repo,
+            revision,
+            config,
+            pool,
+            test: (test, 256),
+        }
+    }
+
+    /// `process_<task>_examples`: the fields the prompts use, the label, and `id` = the row's
+    /// place in the sample.
+    pub fn example(self, id: usize, row: &Value) -> Result<Value, String> {
+        let fields: &[&str] = match self {
+            Self::Rte | Self::Mrpc => &["sentence1", "sentence2"],
+            Self::Sst5 => &["text"],
+            Self::Dbpedia14 => &["title", "content"],
+        };
+        let mut ex = serde_json::Map::new();
+        ex.insert("id".into(), id.into());
+        ex.insert("label".into(), self.label_of(row)?.into());
+        for f in fields {
+            ex.insert((*f).into(), field(row, f)?.into());
+        }
+        Ok(Value::Object(ex))
+    }
+
     /// `format_example`: the prompt text of an example and its label string.
     pub fn format(self, ex: &Value) -> Result<(String, String), String> {
         let label = self.label_of(ex)?;
@@ -153,6 +208,106 @@ impl IclTask {
             ));
         }
         Ok(label)
+    }
+}
+
+/// A task's hub dataset, as [`IclTask::dataset`] gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct HubTask {
+    pub repo: &'static str,
+    pub revision: &'static str,
+    pub config: Option<&'static str>,
+    pub pool: (&'static str, Option<usize>),
+    pub test: (&'static str, usize),
+}
+
+/// `get_task.py` after `set_seed(seed)`: the pool (a `random.sample` of its split, or all of it)
+/// and then the test inputs (a sample of theirs), each processed into the repository's
+/// examples. Python's `random` is reproduced exactly ([`PyRandom`]).
+pub fn sample_examples(
+    task: IclTask,
+    pool_rows: &[Value],
+    test_rows: &[Value],
+    seed: u32,
+) -> Result<(Vec<Value>, Vec<Value>), String> {
+    let d = task.dataset();
+    let mut rng = PyRandom::new(seed);
+    let mut take = |rows: &[Value], k: Option<usize>, split: &str| -> Result<Vec<Value>, String> {
+        let idx: Vec<usize> = match k {
+            Some(k) => rng.sample(rows.len(), k).ok_or_else(|| {
+                format!(
+                    "split `{split}` has {} rows, fewer than the {k} sampled",
+                    rows.len()
+                )
+            })?,
+            None => (0..rows.len()).collect(),
+        };
+        idx.iter()
+            .enumerate()
+            .map(|(id, &i)| {
+                task.example(id, &rows[i])
+                    .map_err(|e| format!("split `{split}` row {i}: {e}"))
+            })
+            .collect()
+    };
+    let pool = take(pool_rows, d.pool.1, d.pool.0)?;
+    let test = take(test_rows, Some(d.test.1), d.test.0)?;
+    Ok((pool, test))
+}
+
+/// CPython's `random.Random` as far as `random.sample` needs it: MT19937 seeded by
+/// `init_by_array` of the seed's 32-bit words, `getrandbits`, `_randbelow_with_getrandbits`.
+/// Written out because the repository's choice of examples is `random.sample` after
+/// `random.seed(seed)`, and no crate reproduces CPython's sampling (rand_mt gives the generator).
+pub struct PyRandom(rand_mt::Mt);
+
+impl PyRandom {
+    /// `random.seed(seed)` for a non-negative int below 2³².
+    pub fn new(seed: u32) -> Self {
+        Self(rand_mt::Mt::new_with_key([seed].into_iter()))
+    }
+
+    /// `_randbelow(n)`, n ≥ 1 and below 2³².
+    fn below(&mut self, n: usize) -> usize {
+        let k = usize::BITS - n.leading_zeros();
+        loop {
+            let r = (self.0.next_u32() >> (32 - k)) as usize;
+            if r < n {
+                return r;
+            }
+        }
+    }
+
+    /// The indices `random.sample(range(n), k)` picks, in its order; `None` when k > n.
+    pub fn sample(&mut self, n: usize, k: usize) -> Option<Vec<usize>> {
+        if k > n {
+            return None;
+        }
+        let mut setsize = 21usize;
+        if k > 5 {
+            let exp = ((k * 3) as f64).ln() / 4f64.ln();
+            setsize += 4usize.pow(exp.ceil() as u32);
+        }
+        let mut out = Vec::with_capacity(k);
+        if n <= setsize {
+            let mut pool: Vec<usize> = (0..n).collect();
+            for i in 0..k {
+                let j = self.below(n - i);
+                out.push(pool[j]);
+                pool[j] = pool[n - i - 1];
+            }
+        } else {
+            let mut selected = std::collections::HashSet::with_capacity(k);
+            for _ in 0..k {
+                let mut j = self.below(n);
+                while selected.contains(&j) {
+                    j = self.below(n);
+                }
+                selected.insert(j);
+                out.push(j);
+            }
+        }
+        Some(out)
     }
 }
 

@@ -270,3 +270,22 @@ fn gptj_in_bf16_stays_within_two_percent_and_predicts_the_same() {
     eprintln!("bf16: largest relative loss difference {worst:e}");
     assert!(worst <= 0.02, "{worst}");
 }
+
+#[test]
+fn random_sample_is_cpythons() {
+    for case in read("pysample.json")["cases"].as_array().unwrap() {
+        let mut rng = icl::PyRandom::new(case["seed"].as_u64().unwrap() as u32);
+        for call in case["calls"].as_array().unwrap() {
+            let (n, k) = (
+                call["n"].as_u64().unwrap() as usize,
+                call["k"].as_u64().unwrap() as usize,
+            );
+            let want: Vec<usize> = ids(&call["indices"])
+                .into_iter()
+                .map(|i| i as usize)
+                .collect();
+            assert_eq!(rng.sample(n, k).unwrap(), want, "sample(range({n}), {k})");
+        }
+    }
+    assert!(icl::PyRandom::new(0).sample(3, 4).is_none());
+}
