@@ -264,7 +264,7 @@ pub struct PyRandom(rand_mt::Mt);
 impl PyRandom {
     /// `random.seed(seed)` for a non-negative int below 2³².
     pub fn new(seed: u32) -> Self {
-        Self(rand_mt::Mt::new_with_key([seed].into_iter()))
+        Self(rand_mt::Mt::new_with_key([seed]))
     }
 
     /// `_randbelow(n)`, n ≥ 1 and below 2³².

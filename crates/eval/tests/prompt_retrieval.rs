@@ -60,7 +60,7 @@ fn gptj_logits_equal_transformers_alone_and_batched() {
     }
     let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
     assert!(
-        lens.iter().any(|&l| l == 1) && lens.iter().any(|&l| l > 10),
+        lens.contains(&1) && lens.iter().any(|&l| l > 10),
         "{lens:?}"
     );
     let batched = lm.logits_batch(&rows, 0).unwrap();

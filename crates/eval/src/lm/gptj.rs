@@ -99,7 +99,7 @@ impl GptJ {
                 cfg.activation_function
             );
         }
-        if cfg.n_head == 0 || cfg.n_embd % cfg.n_head != 0 {
+        if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {
             candle_core::bail!(
                 "n_embd {} is not a multiple of n_head {}",
                 cfg.n_embd,
@@ -108,7 +108,7 @@ impl GptJ {
         }
         let head_dim = cfg.n_embd / cfg.n_head;
         let rotary_dim = cfg.rotary_dim.unwrap_or(head_dim);
-        if rotary_dim > head_dim || rotary_dim % 2 != 0 {
+        if rotary_dim > head_dim || !rotary_dim.is_multiple_of(2) {
             candle_core::bail!("rotary_dim {rotary_dim} (must be even and at most {head_dim})");
         }
         let inner = cfg.n_inner.unwrap_or(4 * cfg.n_embd);
