@@ -12,7 +12,10 @@
 #   3. the wgpu benchmark (`cargo bench -p instructor --features wgpu --bench wgpu`) when its binary was carried;
 #   4. NCCL (feature nccl): `mpirun -np 2 instructor train --device cuda` (one GPU a rank, the
 #      collectives on NCCL) against one process with the same global batch; needs 2 GPUs, an MPI
-#      and the nccl binary (.gpu/instructor-nccl.gz, from `check-cuda.sh --bundle`).
+#      and the nccl binary (.gpu/instructor-nccl.gz, from `check-cuda.sh --bundle`);
+#   5. prompt retrieval: `instructor eval --task-type prompt-retrieval --device cuda` on the
+#      fixture tasks with the tiny GPT-J, f32 and bf16: the predictions of the Python reference
+#      (tests/fixtures/prompt_retrieval/expected).
 #
 # Binaries: carried, gzipped, in .gpu/ (made by `scripts/check-cuda.sh --bundle` on a Linux x86-64
 # machine with CUDA 13.0's nvcc: a driver refuses PTX from a newer nvcc than its own); without
@@ -150,6 +153,24 @@ EOF
 else
     say "4. NCCL: skipped (needs .gpu/instructor-nccl.gz, 2 GPUs and mpirun; $gpus GPU(s) here)"
 fi
+
+say "5. prompt retrieval on CUDA (tiny GPT-J), f32 and bf16, against the Python reference"
+for dtype in f32 bf16; do
+    timeout 120 "$BIN/instructor" eval --task-type prompt-retrieval --device cuda --lm-dtype "$dtype" \
+        --quiet --model tests/fixtures/models/tiny-relu-bin --lm tests/fixtures/models/tiny-gptj \
+        --tasks sst5,rte --data tests/fixtures/prompt_retrieval/data --output "$work/pr-$dtype" || failed=1
+    python3 - "$work/pr-$dtype" "$dtype" <<'EOF' || failed=1
+import json, os, sys
+out, dtype, bad = sys.argv[1], sys.argv[2], 0
+for task in ["sst5", "rte"]:
+    want_dir, got_dir = f"tests/fixtures/prompt_retrieval/expected/{task}/results", f"{out}/{task}/results"
+    load = lambda d: {f: json.load(open(os.path.join(d, f))) for f in os.listdir(d)}
+    same = os.path.isdir(got_dir) and load(want_dir) == load(got_dir)
+    print(f"prompt retrieval {task} {dtype}: predictions {'equal the reference' if same else 'DIFFER'}")
+    bad |= not same
+sys.exit(bad)
+EOF
+done
 
 say "done: $([ $failed = 0 ] && echo all passed || echo FAILURES above)"
 exit $failed
