@@ -199,12 +199,13 @@ impl GptJ {
                 k = Tensor::cat(&[pk, &k], 2)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
-            // Scores and softmax in f32, as transformers does for GPT-J in any dtype.
+            // Scores and softmax in f32, as transformers does for GPT-J in any dtype; the
+            // 1/√d scale on q (positions × d) rather than on the scores (positions²).
             let scale = (self.head_dim as f64).sqrt();
             let w = q
                 .to_dtype(DType::F32)?
-                .matmul(&k.to_dtype(DType::F32)?.t()?)?
                 .affine(1.0 / scale, 0.0)?
+                .matmul(&k.to_dtype(DType::F32)?.t()?)?
                 .broadcast_add(&mask)?;
             let w = candle_nn::ops::softmax_last_dim(&w)?.to_dtype(self.dtype)?;
             let a = w
