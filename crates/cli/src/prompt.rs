@@ -9,7 +9,8 @@
 //!    repository's layout `[[test_id, [[pool index], …], label], [{input, output}, …], example]`;
 //! 3. each option scored by the language model in MetaICL's direct format, the prediction
 //!    written as `results/<id>.json` (`[label string, gold label]`, the repository's layout):
-//!    an example whose result exists for the same prompt is not scored again;
+//!    an example whose result exists for the same prompt and the same model (`lm.json`: its
+//!    folder and precision) is not scored again;
 //! 4. the score as `main.py` computes it, and accuracy, in `<output>/<task>.json`.
 
 use crate::args::write_atomic;
@@ -69,7 +70,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     std::fs::create_dir_all(&args.output).with_context(|| format!("{}", args.output.display()))?;
     let mut rows = vec![];
     for task in tasks {
-        let (score, acc) = run_task(task, args, &mut embedder, &lm)?;
+        let (score, acc) = run_task(task, args, &mut embedder, &lm, &lm_dir)?;
         rows.push(format!(
             "| {} | {score:.4} | {:.2} |\n",
             task.name(),
@@ -132,14 +133,14 @@ fn run_task(
     args: &EvalArgs,
     embedder: &mut CachedEmbedder,
     lm: &CausalLm,
+    lm_dir: &Path,
 ) -> Result<(f64, f64)> {
     let start = Instant::now();
     let name = task.name();
     let dir = args.output.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
     let files = |d: &Path| {
-        [("train", "pool"), ("eval", "test")]
-            .map(|(f, _)| d.join(format!("{f}_examples_seed_{}.json", args.seed)))
+        ["train", "eval"].map(|f| d.join(format!("{f}_examples_seed_{}.json", args.seed)))
     };
     let [mut train_path, mut eval_path] = files(&args.data.join(name));
     let mut revision = "local".to_string();
@@ -215,6 +216,16 @@ fn run_task(
     let (prompt_dir, result_dir) = (dir.join("prompts"), dir.join("results"));
     for d in [&prompt_dir, &result_dir] {
         std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
+    }
+    // Results of another language model (or precision) are not this one's.
+    let lm_id = json!({ "lm": lm_dir, "dtype": format!("{:?}", args.lm_dtype) });
+    let lm_file = dir.join("lm.json");
+    if read_json(&lm_file).as_ref() != Some(&lm_id) {
+        std::fs::remove_dir_all(&result_dir)
+            .with_context(|| format!("{}", result_dir.display()))?;
+        std::fs::create_dir_all(&result_dir)
+            .with_context(|| format!("{}", result_dir.display()))?;
+        write_json(&lm_file, &lm_id)?;
     }
     let mut prompts = Vec::with_capacity(tests.len());
     for (t, picks) in chosen.iter().enumerate() {

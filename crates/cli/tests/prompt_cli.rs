@@ -121,15 +121,9 @@ fn prompts_predictions_and_score_equal_the_repository_and_a_rerun_scores_nothing
     );
 
     // A rerun scores nothing; a lost or damaged result is scored again, and only it.
-    let quiet_run = |expect: &str| {
+    let quiet_run = |lm: &str, expect: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_instructor"))
-            .args([
-                "eval",
-                "--lm",
-                "fixtures/tiny-gptj",
-                "--model",
-                "fixtures/tiny-relu-bin",
-            ])
+            .args(["eval", "--lm", lm, "--model", "fixtures/tiny-relu-bin"])
             .args(["--tasks", "sst5", "--data", data.to_str().unwrap()])
             .args(["--output", out.to_str().unwrap()])
             .env("HF_ENDPOINT", &setup.url)
@@ -141,11 +135,15 @@ fn prompts_predictions_and_score_equal_the_repository_and_a_rerun_scores_nothing
         assert!(o.status.success(), "{err}");
         assert!(err.contains(expect), "{expect:?} not in:\n{err}");
     };
-    quiet_run("0 of 6 examples scored now");
+    quiet_run("fixtures/tiny-gptj", "0 of 6 examples scored now");
     std::fs::remove_file(out.join("sst5/results/2.json")).unwrap();
     std::fs::write(out.join("sst5/results/4.json"), "[\"very neg").unwrap();
-    quiet_run("2 of 6 examples scored now");
+    quiet_run("fixtures/tiny-gptj", "2 of 6 examples scored now");
     let want = fixtures().join("prompt_retrieval/expected/sst5/results");
+    assert_eq!(files(&out.join("sst5/results")), files(&want));
+    // Another language model (the same weights as a .bin, but another folder) scores anew.
+    let bin = fixtures().join("models/tiny-gptj-bin");
+    quiet_run(bin.to_str().unwrap(), "6 of 6 examples scored now");
     assert_eq!(files(&out.join("sst5/results")), files(&want));
 }
 
