@@ -164,6 +164,10 @@ fn run_task(
             .collect()
     };
     let (pool_fmt, test_fmt) = (check(&train_path, &pool)?, check(&eval_path, &tests)?);
+    let golds: Vec<usize> = tests
+        .iter()
+        .map(|ex| task.label_of(ex).expect("checked by format"))
+        .collect();
     let ids = tests
         .iter()
         .enumerate()
@@ -236,9 +240,8 @@ fn run_task(
                 output: pool_fmt[i].1.clone(),
             })
             .collect();
-        let label = task.label_of(&tests[t]).expect("checked by format");
         let file = json!([
-            [t, picks.iter().map(|&i| [i]).collect::<Vec<_>>(), label],
+            [t, picks.iter().map(|&i| [i]).collect::<Vec<_>>(), golds[t]],
             demos,
             tests[t]
         ]);
@@ -254,36 +257,29 @@ fn run_task(
     // 3. The language model's predictions, skipping those already on disk.
     let labels = task.labels();
     let tok = |s: &str| lm.tokenize(s).map_err(|e| e.to_string());
-    let todo: Vec<usize> = (0..tests.len())
-        .filter(|&t| prediction(&result_dir.join(format!("{}.json", ids[t])), labels).is_none())
+    let result_file = |t: usize| result_dir.join(format!("{}.json", ids[t]));
+    let mut preds: Vec<Option<usize>> = (0..tests.len())
+        .map(|t| prediction(&result_file(t), labels))
         .collect();
+    let todo: Vec<usize> = (0..tests.len()).filter(|&t| preds[t].is_none()).collect();
     let bar = args
         .model
         .progress(todo.len(), &format!("{name} language model"));
     for &t in &todo {
         let seqs = icl::tensorize(&tok, &prompts[t], &test_fmt[t].0, labels)
             .map_err(|e| anyhow!("{}: example {t}: {e}", eval_path.display()))?;
-        let losses = lm.mean_losses(&seqs)?;
-        let pred = labels[icl::predict(&losses)];
-        let gold = task.label_of(&tests[t]).expect("checked by format");
-        write_json(
-            &result_dir.join(format!("{}.json", ids[t])),
-            &json!([pred, gold]),
-        )?;
+        let pred = icl::predict(&lm.mean_losses(&seqs)?);
+        write_json(&result_file(t), &json!([labels[pred], golds[t]]))?;
+        preds[t] = Some(pred);
         bar.inc(1);
     }
     bar.finish_and_clear();
 
     // 4. The score.
-    let mut preds = vec![];
-    let mut golds = vec![];
-    for (t, id) in ids.iter().enumerate() {
-        let path = result_dir.join(format!("{id}.json"));
-        preds.push(
-            prediction(&path, labels).ok_or_else(|| anyhow!("{}: unreadable", path.display()))?,
-        );
-        golds.push(task.label_of(&tests[t]).expect("checked by format"));
-    }
+    let preds: Vec<usize> = preds
+        .into_iter()
+        .map(|p| p.expect("scored above"))
+        .collect();
     let score = icl::repo_rouge_l(&preds, &golds, args.seed);
     let acc = icl::accuracy(&preds, &golds);
     let demos: Vec<usize> = prompts.iter().map(Vec::len).collect();

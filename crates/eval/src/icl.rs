@@ -10,6 +10,7 @@
 //! `main.py` reports it ([`repo_rouge_l`]) next to plain accuracy.
 
 use crate::lm::Scored;
+use crate::metrics::rng::Mt19937;
 use serde_json::Value;
 
 /// The classification tasks of `main.py` (`rte`, `sst5`, `mrpc`, `dbpedia_14`).
@@ -258,13 +259,14 @@ pub fn sample_examples(
 /// CPython's `random.Random` as far as `random.sample` needs it: MT19937 seeded by
 /// `init_by_array` of the seed's 32-bit words, `getrandbits`, `_randbelow_with_getrandbits`.
 /// Written out because the repository's choice of examples is `random.sample` after
-/// `random.seed(seed)`, and no crate reproduces CPython's sampling (rand_mt gives the generator).
-pub struct PyRandom(rand_mt::Mt);
+/// `random.seed(seed)`, and no crate reproduces CPython's sampling; the generator is the one
+/// numpy's RandomState uses too ([`Mt19937`]).
+pub struct PyRandom(Mt19937);
 
 impl PyRandom {
     /// `random.seed(seed)` for a non-negative int below 2³².
     pub fn new(seed: u32) -> Self {
-        Self(rand_mt::Mt::new_with_key([seed]))
+        Self(Mt19937::from_key(&[seed]))
     }
 
     /// `_randbelow(n)`, n ≥ 1 and below 2³².
@@ -408,8 +410,9 @@ pub fn repo_rouge_l(preds: &[usize], golds: &[usize], seed: u32) -> f64 {
         return 0.0;
     }
     let hits: Vec<bool> = preds.iter().zip(golds).map(|(p, g)| p == g).collect();
-    let mut rng = rand_mt::Mt::new(seed);
-    let mut draw = || legacy_randint(&mut rng, n as u32);
+    // np.random.choice(n, size=n) with replacement: RandomState.randint(0, n), masked rejection.
+    let mut rng = Mt19937::new(seed);
+    let mut draw = || rng.interval(n as u32 - 1);
     const SAMPLES: usize = 1000;
     for _ in 0..2 * SAMPLES * n {
         draw();
@@ -425,22 +428,6 @@ pub fn repo_rouge_l(preds: &[usize], golds: &[usize], seed: u32) -> f64 {
     format!("{:.4}", mid * 100.0)
         .parse()
         .expect("a formatted float")
-}
-
-/// numpy's legacy `RandomState.randint(0, n)` (masked rejection sampling on 32-bit draws of
-/// MT19937, what `choice` with replacement uses); `n == 1` draws nothing.
-fn legacy_randint(rng: &mut rand_mt::Mt, n: u32) -> u32 {
-    let max = n - 1;
-    if max == 0 {
-        return 0;
-    }
-    let mask = u32::MAX >> max.leading_zeros();
-    loop {
-        let v = rng.next_u32() & mask;
-        if v <= max {
-            return v;
-        }
-    }
 }
 
 /// Accuracy of predictions against gold labels.

@@ -137,19 +137,13 @@ impl CausalLm {
         let run = || -> candle_core::Result<Tensor> {
             match &self.arch {
                 Arch::GptJ(m) => {
-                    let x = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-                    let (h, _) = m.forward(&x, None)?;
+                    let (h, _) = m.forward(&self.row(ids)?, None)?;
                     m.logits(&h.i(0)?)
                 }
                 Arch::Llama(m, cfg) => {
                     let mut cache = llama::Cache::new(true, self.dtype, cfg, &self.device)?;
-                    let rows = (0..ids.len())
-                        .map(|i| {
-                            let x = Tensor::new(&ids[i..i + 1], &self.device)?.unsqueeze(0)?;
-                            m.forward(&x, i, &mut cache)
-                        })
-                        .collect::<candle_core::Result<Vec<_>>>()?;
-                    Tensor::cat(&rows, 0)
+                    let first = m.forward(&self.row(&ids[..1])?, 0, &mut cache)?;
+                    self.llama_steps(m, cache, first, ids, 1)
                 }
             }
         };
@@ -198,21 +192,62 @@ impl CausalLm {
         let run = || -> candle_core::Result<Vec<f32>> {
             match &self.arch {
                 Arch::GptJ(m) => gptj_losses(m, seqs, &self.device),
-                Arch::Llama(..) => seqs
-                    .iter()
-                    .map(|s| {
-                        let logits = self
-                            .logits(&s.ids[..s.ids.len() - 1])
-                            .map_err(|e| candle_core::Error::Msg(e.msg))?;
-                        mean_ce(
-                            &logits.narrow(0, s.start - 1, s.ids.len() - s.start)?,
-                            &s.ids[s.start..],
-                        )
-                    })
-                    .collect(),
+                Arch::Llama(m, cfg) => self.llama_losses(m, cfg, seqs),
             }
         };
         run().map_err(|e| err(&self.dir, e))
+    }
+}
+
+impl CausalLm {
+    fn row(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        Tensor::new(ids, &self.device)?.unsqueeze(0)
+    }
+
+    /// candle-transformers' Llama gives the last position's logits only: the prompt runs once
+    /// (and once for consecutive sequences with the same prompt, its cache cloned), then each
+    /// continuation token by token.
+    fn llama_losses(
+        &self,
+        m: &llama::Llama,
+        cfg: &llama::Config,
+        seqs: &[Scored],
+    ) -> candle_core::Result<Vec<f32>> {
+        let mut shared: Option<(&[u32], llama::Cache, Tensor)> = None;
+        let mut out = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            let prompt = &s.ids[..s.start];
+            let (cache, last) = match &shared {
+                Some((p, cache, last)) if *p == prompt => (cache.clone(), last.clone()),
+                _ => {
+                    let mut cache = llama::Cache::new(true, self.dtype, cfg, &self.device)?;
+                    let last = m.forward(&self.row(prompt)?, 0, &mut cache)?;
+                    shared = Some((prompt, cache.clone(), last.clone()));
+                    (cache, last)
+                }
+            };
+            let n = s.ids.len();
+            let logits = self.llama_steps(m, cache, last, &s.ids[..n - 1], s.start)?;
+            out.push(mean_ce(&logits, &s.ids[s.start..])?);
+        }
+        Ok(out)
+    }
+
+    /// `first` (the logits after `ids[..from]`, whose keys and values `cache` holds), then the
+    /// logits after each further token of `ids`: positions `from − 1 ..= ids.len() − 1`.
+    fn llama_steps(
+        &self,
+        m: &llama::Llama,
+        mut cache: llama::Cache,
+        first: Tensor,
+        ids: &[u32],
+        from: usize,
+    ) -> candle_core::Result<Tensor> {
+        let mut rows = vec![first];
+        for j in from..ids.len() {
+            rows.push(m.forward(&self.row(&ids[j..j + 1])?, j, &mut cache)?);
+        }
+        Tensor::cat(&rows, 0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! numpy's legacy `RandomState` (MT19937), as far as mteb uses it: integer seeding and
 //! `shuffle`. Reproducing it exactly makes mteb's classification undersampling pick the same
-//! training examples as Python does.
+//! training examples as Python does. The same generator seeded by a key is CPython's `random`
+//! ([`Mt19937::from_key`]), which prompt retrieval's sampling reproduces.
 
 pub struct Mt19937 {
     state: [u32; 624],
@@ -19,6 +20,40 @@ impl Mt19937 {
                 .wrapping_add(i as u32);
         }
         Self { state, pos: 624 }
+    }
+
+    /// MT19937's `init_by_array(key)`: how CPython's `random.seed(n)` seeds it (the key is
+    /// n's 32-bit words, `[0]` for 0).
+    pub fn from_key(key: &[u32]) -> Self {
+        const N: usize = 624;
+        let mut mt = Self::new(19_650_218).state;
+        let (mut i, mut j) = (1usize, 0usize);
+        for _ in 0..N.max(key.len()) {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
+                .wrapping_add(key[j])
+                .wrapping_add(j as u32);
+            i += 1;
+            j += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+            if j >= key.len() {
+                j = 0;
+            }
+        }
+        for _ in 0..N - 1 {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            i += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+        }
+        mt[0] = 0x8000_0000;
+        Self { state: mt, pos: N }
     }
 
     pub fn next_u32(&mut self) -> u32 {
