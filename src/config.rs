@@ -204,7 +204,13 @@ pub struct ModelConfig {
     pub tokenizer: PathBuf,
     pub weights: PathBuf,
     pub heads: Vec<HeadConfig>,
+    /// `config.json` says the weights are int8 (`quantization_config`, written by
+    /// `instructor quantize`).
+    pub quantized: bool,
 }
+
+/// `quantization_config.quant_method` of a folder `instructor quantize` wrote.
+pub const QUANT_METHOD: &str = "instructor-int8";
 
 impl ModelConfig {
     /// Reads and checks a model folder.
@@ -222,6 +228,28 @@ impl ModelConfig {
 
         let t5: T5Config = parse_json(src, "config.json")?;
         check_t5(&t5, &root.join("config.json"))?;
+        #[derive(Deserialize)]
+        struct Quantization {
+            quant_method: String,
+        }
+        #[derive(Deserialize)]
+        struct Quantized {
+            quantization_config: Option<Quantization>,
+        }
+        let quantized = match parse_json::<Quantized>(src, "config.json")?.quantization_config {
+            None => false,
+            Some(q) if q.quant_method == QUANT_METHOD => true,
+            Some(q) => {
+                return Err(Error::config(
+                    root.join("config.json"),
+                    format!(
+                        "quantization_config.quant_method `{}` is not supported (only `{QUANT_METHOD}`, \
+                         from `instructor quantize`)",
+                        q.quant_method
+                    ),
+                ))
+            }
+        };
 
         #[derive(Deserialize)]
         struct SbertConfig {
@@ -271,6 +299,7 @@ impl ModelConfig {
             weights: find_weights(src, &modules[0])?,
             t5,
             heads,
+            quantized,
         })
     }
 

@@ -2,8 +2,9 @@
 
 use crate::config::{Activation, DenseConfig, HeadConfig};
 use crate::error::{candle_message, Error, Result};
+use crate::model::t5::Linear;
 use candle_core::{Tensor, D};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::VarBuilder;
 use std::path::Path;
 
 /// A loaded head layer (its description is [`HeadConfig`]).
@@ -17,32 +18,35 @@ pub enum Head {
 }
 
 impl Head {
-    /// The layers `heads` describes, each Dense layer's weights file opened by `open`.
+    /// The layers `heads` describes, each Dense layer's weights file opened by `open` (in f32),
+    /// its weight in int8 when `int8`.
     pub(crate) fn load_all(
         heads: &[HeadConfig],
         open: impl Fn(&Path) -> Result<VarBuilder<'static>>,
+        int8: bool,
     ) -> Result<Vec<Self>> {
         heads
             .iter()
             .map(|h| match h {
                 HeadConfig::Normalize => Ok(Head::Normalize),
-                HeadConfig::Dense(cfg) => Head::dense_from(open(&cfg.weights)?, cfg)
+                HeadConfig::Dense(cfg) => Head::dense_from(open(&cfg.weights)?, cfg, int8)
                     .map_err(|e| Error::weights(&cfg.weights, candle_message(&e))),
             })
             .collect()
     }
 
-    /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`).
-    pub fn dense_from(vb: VarBuilder, cfg: &DenseConfig) -> candle_core::Result<Self> {
-        let vb = vb.pp("linear");
-        let weight = vb.get((cfg.out_features, cfg.in_features), "weight")?;
-        let bias = if cfg.bias {
-            Some(vb.get(cfg.out_features, "bias")?)
-        } else {
-            None
-        };
+    /// Builds a Dense layer from a VarBuilder whose root holds `linear.weight` (and `linear.bias`),
+    /// its weight in int8 when `int8`.
+    pub fn dense_from(vb: VarBuilder, cfg: &DenseConfig, int8: bool) -> candle_core::Result<Self> {
+        let linear = Linear::load(
+            vb.pp("linear"),
+            cfg.in_features,
+            cfg.out_features,
+            cfg.bias,
+            int8,
+        )?;
         Ok(Head::Dense {
-            linear: Linear::new(weight, bias),
+            linear,
             activation: cfg.activation,
         })
     }

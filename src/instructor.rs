@@ -91,6 +91,8 @@ pub struct Instructor {
     backend: Backend,
     /// Why [`Device::Auto`] fell back to the CPU.
     fallback_reason: Option<String>,
+    /// What the matrix products compute in (a quantized folder is `Int8` on the CPU).
+    dtype: Dtype,
 }
 
 impl Instructor {
@@ -142,14 +144,21 @@ impl Instructor {
             let data = src.open(&config.relative(file))?;
             weights(file, load_weights_from(data, file, dtype, device)?)
         };
-        let heads = Head::load_all(&config.heads, |file| open(file, DType::F32, &host))?;
+        // A quantized folder's weights are int8 already: on the CPU it computes in int8 unless a
+        // float dtype other than the default is asked for (then, and on a GPU, it is dequantized).
+        let dtype = match (config.quantized, opts.dtype, opts.device) {
+            (true, Dtype::F32, Device::Cpu | Device::Auto) => Dtype::Int8,
+            _ => opts.dtype,
+        };
+        let int8 = dtype == Dtype::Int8;
+        let heads = Head::load_all(&config.heads, |file| open(file, DType::F32, &host), int8)?;
         let (backend, fallback_reason) = Backend::load(
             &|dtype, device| open(&config.weights, dtype, device),
             &config.weights,
             &config.t5,
             heads,
             (opts.device, &host),
-            opts.dtype,
+            dtype,
         )
         .await?;
         Ok(Self {
@@ -157,6 +166,7 @@ impl Instructor {
             tokenizer,
             backend,
             fallback_reason,
+            dtype,
         })
     }
 
@@ -265,6 +275,17 @@ impl Instructor {
     /// The backend the model runs on: `cpu`, `cuda` or `wgpu: <adapter>`.
     pub fn backend(&self) -> String {
         self.backend.name()
+    }
+
+    /// What the encoder's matrix products compute in.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The int8 kernel the CPU or wasm build runs (`avx512-vnni`, `avx2`, `relaxed-simd`,
+    /// `simd128`, `scalar`), when the model is int8.
+    pub fn int8_kernel(&self) -> Option<&'static str> {
+        self.backend.int8_kernel()
     }
 
     /// The wgpu adapter's description when the model runs on wgpu; `None` on candle.

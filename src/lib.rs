@@ -7,8 +7,9 @@
 //! or memory in the browser) → `tokenize` (INSTRUCTOR's input rules) → [`model`] (the T5
 //! encoder, read from the checkpoint) → [`backend`] (where it runs: the one [`Device`]; candle,
 //! or wgpu with the `wgpu` feature) → `pooling` (the instruction left out of the mean) →
-//! [`head`] (Dense / Normalize) → [`Instructor`] (load, the one batch loop, encode). Nothing here knows about HTTP, result files, training or JS: the hub, eval,
-//! train, the CLI and the bindings are crates of this workspace that use this one.
+//! [`head`] (Dense / Normalize) → [`Instructor`] (load, the one batch loop, encode); [`quantize`]
+//! writes a model back as int8. Nothing here knows about HTTP, result files, training or JS: the
+//! hub, eval, train, the CLI and the bindings are crates of this workspace that use this one.
 //!
 //! ```no_run
 //! use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
@@ -37,6 +38,8 @@ pub mod backend;
 mod pooling;
 
 pub mod head;
+
+pub mod quantize;
 
 mod instructor;
 

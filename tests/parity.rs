@@ -215,9 +215,58 @@ fn reduced_precision_stays_within_bound() {
     }
 }
 
+/// Int8 (weights per output channel, activations per token) against the f32 reference: cosine
+/// ≥ [`INT8_MIN_COSINE`] on every fixture model and case, with every int8 kernel this CPU has
+/// giving the same bits (their integer sums are exact), the scalar one included.
+#[test]
+fn int8_stays_within_cosine_bound_with_every_kernel() {
+    let inputs = cases();
+    for name in MODELS {
+        let exp = expected(name);
+        let mut first: Option<Embeddings> = None;
+        for kernel in instructor::model::int8::Kernel::available() {
+            std::env::set_var("INSTRUCTOR_INT8_KERNEL", kernel.name());
+            let model = Instructor::load(
+                model_dir(name),
+                &LoadOptions {
+                    dtype: instructor::Dtype::Int8,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            std::env::remove_var("INSTRUCTOR_INT8_KERNEL");
+            assert_eq!(model.int8_kernel(), Some(kernel.name()));
+            assert_eq!(model.dtype(), instructor::Dtype::Int8);
+            let out = normalized(&model, &inputs);
+            let worst = exp
+                .cases
+                .iter()
+                .enumerate()
+                .map(|(i, e)| cosine(out.row(i), e.embedding_normalized.as_ref().unwrap()))
+                .fold(1.0, f32::min);
+            eprintln!("int8 {name} ({}): min cosine {worst}", kernel.name());
+            assert!(worst >= INT8_MIN_COSINE, "int8 {name}: cosine {worst}");
+            assert!(
+                worst < 1.0 - 1e-7,
+                "int8 {name}: equal to f32, so int8 was not applied"
+            );
+            match &first {
+                None => first = Some(out),
+                Some(f) => assert_eq!(f, &out, "{name}: {} differs from scalar", kernel.name()),
+            }
+        }
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p * q) as f64).sum::<f64>();
+    (dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()) as f32
+}
+
 /// Bounds on normalized embeddings (unit vectors), stated in the README.
 const F16_BOUND: f32 = 2e-3;
 const BF16_BOUND: f32 = 1.5e-2;
+const INT8_MIN_COSINE: f32 = 0.999;
 
 /// What sharding by batch (ranks under MPI) relies on: the inputs of whole batches of a plan,
 /// encoded on their own in plan order, come out with the bits of one encode of everything.

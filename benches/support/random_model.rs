@@ -74,7 +74,12 @@ pub fn write_random_model(dir: &Path, shape_name: &str) -> PathBuf {
     let device = Device::Cpu;
     let cfg: T5Config = serde_json::from_value(config).unwrap();
     let encoder = VarMap::new();
-    T5Encoder::load(VarBuilder::from_varmap(&encoder, DType::F32, &device), &cfg).unwrap();
+    T5Encoder::load(
+        VarBuilder::from_varmap(&encoder, DType::F32, &device),
+        &cfg,
+        false,
+    )
+    .unwrap();
     randomize(&encoder, 0.05);
     encoder.save(dir.join("model.safetensors")).unwrap();
 
@@ -89,6 +94,7 @@ pub fn write_random_model(dir: &Path, shape_name: &str) -> PathBuf {
     Head::dense_from(
         VarBuilder::from_varmap(&dense, DType::F32, &device),
         &dense_cfg,
+        false,
     )
     .unwrap();
     randomize(&dense, 0.05);

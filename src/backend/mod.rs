@@ -133,9 +133,10 @@ impl Backend {
         (device, host): (Device, &::candle_core::Device),
         dtype: Dtype,
     ) -> Result<(Self, Option<String>)> {
+        let int8 = dtype == Dtype::Int8;
         let candle = |heads, reason| {
             let device = host.clone();
-            let encoder = T5Encoder::load(open(dtype.to_candle(), &device)?, cfg)
+            let encoder = T5Encoder::load(open(dtype.to_candle(), &device)?, cfg, int8)
                 .map_err(|e| Error::weights(file, candle_message(&e)))?;
             let b = CandleBackend {
                 encoder,
@@ -145,6 +146,12 @@ impl Backend {
             Ok((Backend::Candle(b), reason))
         };
         match device {
+            Device::Cuda(_) | Device::Wgpu if int8 => Err(Error::device(
+                device,
+                "int8 runs on the CPU (its integer kernels are x86 and wasm SIMD); use --device cpu, \
+                 or f16 on a GPU",
+            )),
+            Device::Auto if int8 => candle(heads, Some("int8 runs on the CPU".into())),
             Device::Cpu | Device::Cuda(_) => candle(heads, None),
             #[cfg(feature = "wgpu")]
             Device::Wgpu | Device::Auto => {
@@ -200,6 +207,16 @@ impl Backend {
     pub fn max_batch_tokens(&self) -> Option<usize> {
         match self {
             Backend::Candle(c) => c.max_batch_tokens(),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu(_) => None,
+        }
+    }
+
+    /// The int8 kernel's name (`avx512-vnni`, `avx2`, `relaxed-simd`, `simd128`, `scalar`) when
+    /// the encoder's projections are int8.
+    pub fn int8_kernel(&self) -> Option<&'static str> {
+        match self {
+            Backend::Candle(c) => c.encoder.int8_kernel().map(|k| k.name()),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu(_) => None,
         }

@@ -11,37 +11,134 @@
 //! bias is computed once (layer 0 owns it) and shared by every layer, and its RMSNorm has no
 //! mean subtraction and no bias.
 
+use super::int8::{self, Int8Matrix, Kernel};
 use crate::config::{Activation, T5Config};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Embedding, VarBuilder};
+use std::sync::Arc;
 
-/// A bias-free linear layer, `x @ Wᵀ` on `[tokens, in]`.
+/// A linear layer `x @ Wᵀ (+ b)` on `[rows, in]`: the encoder's projections (bias-free) and the
+/// Dense head, in a float dtype or int8.
 #[derive(Debug, Clone)]
-pub(crate) struct Linear {
-    pub(crate) weight: Tensor,
-    /// The VarBuilder's dtype. For inference the weight is stored in it; training keeps f32 master
-    /// weights and casts them here on every forward (mixed precision), so that the cast follows
-    /// each optimizer update and the gradient flows back to the f32 weight.
-    compute: DType,
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    /// `compute` is the VarBuilder's dtype. For inference the weight is stored in it; training
+    /// keeps f32 master weights and casts them here on every forward (mixed precision), so that
+    /// the cast follows each optimizer update and the gradient flows back to the f32 weight.
+    Float { weight: Tensor, compute: DType },
+    /// Per-output-channel int8 (see [`int8`]), activations quantized per token.
+    Int8(Arc<Int8Matrix>, Kernel),
 }
 
 impl Linear {
-    fn load(vb: VarBuilder, d_in: usize, d_out: usize) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get((d_out, d_in), "weight")?,
-            compute: vb.dtype(),
-        })
+    /// `{vb}.weight` `[d_out, d_in]` (and `{vb}.bias` when `bias`). A checkpoint written by
+    /// `instructor quantize` holds the weight as int8 with `weight_scale`: it is used as it is
+    /// when `int8`, and dequantized to the VarBuilder's dtype otherwise (the GPU backends).
+    pub(crate) fn load(
+        vb: VarBuilder,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        int8: bool,
+    ) -> Result<Self> {
+        let kernel = || Kernel::chosen().map_err(candle_core::Error::Msg);
+        let weight = if vb.contains_tensor(SCALE) {
+            let q =
+                vb.get_with_hints_dtype((d_out, d_in), "weight", Default::default(), DType::F32)?;
+            let scale = vb.get_with_hints_dtype(d_out, SCALE, Default::default(), DType::F32)?;
+            if int8 {
+                let q: Vec<i8> = q
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .map(|&v| v as i8)
+                    .collect();
+                let m = Int8Matrix::from_quantized(&q, scale.to_vec1()?, d_out, d_in);
+                Weight::Int8(Arc::new(m), kernel()?)
+            } else {
+                Weight::Float {
+                    weight: q
+                        .broadcast_mul(&scale.unsqueeze(1)?)?
+                        .to_dtype(vb.dtype())?,
+                    compute: vb.dtype(),
+                }
+            }
+        } else {
+            let weight = vb.get((d_out, d_in), "weight")?;
+            if int8 {
+                let w = weight
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                Weight::Int8(Arc::new(Int8Matrix::quantize(&w, d_out, d_in)), kernel()?)
+            } else {
+                Weight::Float {
+                    weight,
+                    compute: vb.dtype(),
+                }
+            }
+        };
+        let bias = if bias {
+            Some(vb.get(d_out, "bias")?.to_dtype(DType::F32)?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
     }
 
-    /// Computes in `compute` and returns f32.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        matmul_rows(
-            &xs.to_dtype(self.compute)?,
-            &self.weight.to_dtype(self.compute)?.t()?,
-        )?
-        .to_dtype(DType::F32)
+    /// Computes in the weight's dtype and returns f32.
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let y = match &self.weight {
+            Weight::Float { weight, compute } => {
+                matmul_rows(&xs.to_dtype(*compute)?, &weight.to_dtype(*compute)?.t()?)?
+                    .to_dtype(DType::F32)?
+            }
+            Weight::Int8(w, kernel) => {
+                let (m, _) = xs.dims2()?;
+                let x = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(
+                    int8::matmul(&x, m, w, *kernel),
+                    (m, w.dims().0),
+                    xs.device(),
+                )?
+            }
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    /// The float weight `[d_out, d_in]`, for the GPU backend (which never loads int8).
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn float_weight(&self) -> Result<&Tensor> {
+        match &self.weight {
+            Weight::Float { weight, .. } => Ok(weight),
+            Weight::Int8(..) => candle_core::bail!("int8 weights run on the CPU backend only"),
+        }
+    }
+
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// The int8 weights and the kernel that multiplies them, if quantized.
+    pub(crate) fn int8(&self) -> Option<(&Int8Matrix, Kernel)> {
+        match &self.weight {
+            Weight::Int8(w, k) => Some((w, *k)),
+            Weight::Float { .. } => None,
+        }
     }
 }
+
+/// The name of an int8 weight's per-channel scales beside it (`….weight_scale`).
+pub(crate) const SCALE: &str = "weight_scale";
 
 /// Fewest token rows a thread gets in [`matmul_rows`]: each block packs the weight matrix again,
 /// so tiny blocks would spend their time packing (16 is a guess, not tuned).
@@ -139,8 +236,8 @@ pub struct T5Encoder {
 }
 
 impl Block {
-    /// Block `i`: `encoder.block.{i}.*`.
-    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config, i: usize) -> Result<Self> {
+    /// Block `i`: `encoder.block.{i}.*`, its projections in int8 when `int8`.
+    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config, i: usize, int8: bool) -> Result<Self> {
         let (d, inner, eps) = (
             cfg.d_model,
             cfg.num_heads * cfg.d_kv,
@@ -153,22 +250,22 @@ impl Block {
         let ffw = ffl.pp("DenseReluDense");
         let ff = if cfg.feed_forward_proj.gated {
             FeedForward::Gated {
-                wi_0: Linear::load(ffw.pp("wi_0"), d, cfg.d_ff)?,
-                wi_1: Linear::load(ffw.pp("wi_1"), d, cfg.d_ff)?,
-                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+                wi_0: Linear::load(ffw.pp("wi_0"), d, cfg.d_ff, false, int8)?,
+                wi_1: Linear::load(ffw.pp("wi_1"), d, cfg.d_ff, false, int8)?,
+                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d, false, int8)?,
             }
         } else {
             FeedForward::Plain {
-                wi: Linear::load(ffw.pp("wi"), d, cfg.d_ff)?,
-                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d)?,
+                wi: Linear::load(ffw.pp("wi"), d, cfg.d_ff, false, int8)?,
+                wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d, false, int8)?,
             }
         };
         Ok(Block {
             attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
-            q: Linear::load(sa.pp("q"), d, inner)?,
-            k: Linear::load(sa.pp("k"), d, inner)?,
-            v: Linear::load(sa.pp("v"), d, inner)?,
-            o: Linear::load(sa.pp("o"), inner, d)?,
+            q: Linear::load(sa.pp("q"), d, inner, false, int8)?,
+            k: Linear::load(sa.pp("k"), d, inner, false, int8)?,
+            v: Linear::load(sa.pp("v"), d, inner, false, int8)?,
+            o: Linear::load(sa.pp("o"), inner, d, false, int8)?,
             ff_norm: LayerNorm::load(ffl.pp("layer_norm"), d, eps)?,
             ff,
         })
@@ -185,7 +282,8 @@ pub(crate) struct Stem {
 }
 
 impl Stem {
-    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config) -> Result<Self> {
+    /// The embedding table goes through int8 as well when `int8` (see [`embedding_table`]).
+    pub(crate) fn load(vb: &VarBuilder, cfg: &T5Config, int8: bool) -> Result<Self> {
         let (d, heads) = (cfg.d_model, cfg.num_heads);
         let f32_table = |vb: VarBuilder, rows, cols| {
             Ok::<_, candle_core::Error>(Embedding::new(
@@ -195,7 +293,10 @@ impl Stem {
         };
         let enc = vb.pp("encoder");
         Ok(Self {
-            embed: f32_table(vb.pp("shared"), cfg.vocab_size, d)?,
+            embed: Embedding::new(
+                embedding_table(vb.pp("shared"), cfg.vocab_size, d, int8)?,
+                d,
+            ),
             relative_bias: f32_table(
                 enc.pp("block.0.layer.0.SelfAttention.relative_attention_bias"),
                 cfg.relative_attention_num_buckets,
@@ -206,11 +307,37 @@ impl Stem {
     }
 }
 
+/// The token embedding table `[vocab, d]` in f32. With `int8` it is quantized per row and
+/// dequantized again: the values `instructor quantize` stores (an int8 table is a quarter of the
+/// f32 one, 25 of instructor-base's 99 MB), so that quantizing at load time and loading a quantized
+/// folder give the same model. A quantized checkpoint's table (`weight_scale` beside it) is always
+/// dequantized: lookups need no integer arithmetic.
+fn embedding_table(vb: VarBuilder, rows: usize, cols: usize, int8: bool) -> Result<Tensor> {
+    if vb.contains_tensor(SCALE) {
+        let q = vb.get_with_hints_dtype((rows, cols), "weight", Default::default(), DType::F32)?;
+        let scale = vb.get_with_hints_dtype(rows, SCALE, Default::default(), DType::F32)?;
+        return q.broadcast_mul(&scale.unsqueeze(1)?);
+    }
+    let table = vb.get((rows, cols), "weight")?.to_dtype(DType::F32)?;
+    if !int8 {
+        return Ok(table);
+    }
+    let (q, scales) = int8::quantize_rows(&table.flatten_all()?.to_vec1()?, rows, cols);
+    let back: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * scales[i / cols])
+        .collect();
+    Tensor::from_vec(back, (rows, cols), table.device())
+}
+
 impl T5Encoder {
-    pub fn load(vb: VarBuilder, cfg: &T5Config) -> Result<Self> {
-        let stem = Stem::load(&vb, cfg)?;
+    /// The encoder from a `T5EncoderModel` checkpoint; its projections in int8 when `int8` (the
+    /// VarBuilder is then f32), else in the VarBuilder's dtype.
+    pub fn load(vb: VarBuilder, cfg: &T5Config, int8: bool) -> Result<Self> {
+        let stem = Stem::load(&vb, cfg, int8)?;
         let blocks = (0..cfg.num_layers)
-            .map(|i| Block::load(&vb, cfg, i))
+            .map(|i| Block::load(&vb, cfg, i, int8))
             .collect::<Result<_>>()?;
         let activation =
             Activation::from_t5(cfg.feed_forward_proj.activation).ok_or_else(|| {
@@ -351,5 +478,10 @@ pub fn relative_bucket(relative_position: i64, num_buckets: usize, max_distance:
 impl T5Encoder {
     pub fn config(&self) -> &T5Config {
         &self.cfg
+    }
+
+    /// The int8 kernel when the projections are int8.
+    pub fn int8_kernel(&self) -> Option<Kernel> {
+        self.blocks.first()?.q.int8().map(|(_, k)| k)
     }
 }

@@ -35,6 +35,17 @@ pub(crate) fn load_weights_from(
             ))
         }
     };
+    // candle's file reader has no int8: a quantized file is read whole and indexed like a buffer
+    // (it is a quarter of the f32 one).
+    #[cfg(not(target_arch = "wasm32"))]
+    let data = match data {
+        FileData::Path(path) if matches!(format, Format::Safetensors) && has_int8(&path)? => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::weights(name, format!("cannot read: {e}")))?;
+            FileData::Bytes(std::sync::Arc::new(bytes))
+        }
+        data => data,
+    };
     let vb = match (data, format) {
         // SAFETY: the file is memory-mapped read-only; like every mmap it must not be truncated
         // by another process while mapped, which the hub cache never does (blobs are immutable).
@@ -53,6 +64,19 @@ pub(crate) fn load_weights_from(
     vb.map_err(|e| Error::weights(name, format!("cannot read weights: {}", candle_message(&e))))
 }
 
+/// Whether a safetensors file's header names an int8 tensor.
+#[cfg(not(target_arch = "wasm32"))]
+fn has_int8(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let err = |e: std::io::Error| Error::weights(path, format!("cannot read: {e}"));
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(err)?;
+    let mut header = vec![0u8; u64::from_le_bytes(len).min(100_000_000) as usize];
+    f.read_exact(&mut header).map_err(err)?;
+    Ok(header.windows(11).any(|w| w == b"\"dtype\":\"I8\""))
+}
+
 #[derive(Clone, Copy)]
 enum Format {
     Safetensors,
@@ -61,7 +85,8 @@ enum Format {
 
 /// Where one tensor's bytes lie in the file.
 struct Entry {
-    dtype: DType,
+    /// `None`: int8, which candle has no dtype for; read into f32 (exactly).
+    dtype: Option<DType>,
     /// The dims as stored (already reversed for a Fortran-ordered torch tensor).
     dims: Vec<usize>,
     offset: u64,
@@ -79,8 +104,8 @@ fn msg(m: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(m.to_string())
 }
 
-fn st_dtype(s: &str) -> candle_core::Result<DType> {
-    Ok(match s {
+fn st_dtype(s: &str) -> candle_core::Result<Option<DType>> {
+    Ok(Some(match s {
         "F32" => DType::F32,
         "F16" => DType::F16,
         "BF16" => DType::BF16,
@@ -88,8 +113,14 @@ fn st_dtype(s: &str) -> candle_core::Result<DType> {
         "U8" => DType::U8,
         "U32" => DType::U32,
         "I64" => DType::I64,
+        "I8" => return Ok(None),
         other => return Err(msg(format!("unsupported safetensors dtype {other}"))),
-    })
+    }))
+}
+
+/// Bytes per element of an entry's dtype.
+fn entry_size(dtype: Option<DType>) -> u64 {
+    dtype.map_or(1, |d| d.size_in_bytes() as u64)
 }
 
 impl ReaderBackend {
@@ -125,7 +156,7 @@ impl ReaderBackend {
                 .map_err(|e| msg(format!("safetensors header, tensor {name}: {e}")))?;
             let dtype = st_dtype(&info.dtype)?;
             let (start, end) = info.data_offsets;
-            let want = info.shape.iter().product::<usize>() as u64 * dtype.size_in_bytes() as u64;
+            let want = info.shape.iter().product::<usize>() as u64 * entry_size(dtype);
             if end < start || end - start != want || data_start + end > bytes.len() {
                 return Err(msg(format!(
                     "tensor {name}: data {start}..{end} does not fit its shape {:?} or the \
@@ -227,7 +258,7 @@ impl ReaderBackend {
             index.insert(
                 info.name,
                 Entry {
-                    dtype: info.dtype,
+                    dtype: Some(info.dtype),
                     dims,
                     offset: start + offset,
                     fortran,
@@ -245,14 +276,19 @@ impl ReaderBackend {
                 path: name.to_string(),
             })?;
         let mut t = match e.dtype {
-            DType::F32 => self.read::<f32>(e)?,
-            DType::F16 => self.read::<half::f16>(e)?,
-            DType::BF16 => self.read::<half::bf16>(e)?,
-            DType::F64 => self.read::<f64>(e)?,
-            DType::U8 => self.read::<u8>(e)?,
-            DType::U32 => self.read::<u32>(e)?,
-            DType::I64 => self.read::<i64>(e)?,
-            other => return Err(msg(format!("tensor {name}: unsupported dtype {other:?}"))),
+            None => {
+                let u = self.read::<u8>(e)?.flatten_all()?.to_vec1::<u8>()?;
+                let v: Vec<f32> = u.into_iter().map(|b| b as i8 as f32).collect();
+                Tensor::from_vec(v, e.dims.as_slice(), &Device::Cpu)?
+            }
+            Some(DType::F32) => self.read::<f32>(e)?,
+            Some(DType::F16) => self.read::<half::f16>(e)?,
+            Some(DType::BF16) => self.read::<half::bf16>(e)?,
+            Some(DType::F64) => self.read::<f64>(e)?,
+            Some(DType::U8) => self.read::<u8>(e)?,
+            Some(DType::U32) => self.read::<u32>(e)?,
+            Some(DType::I64) => self.read::<i64>(e)?,
+            Some(other) => return Err(msg(format!("tensor {name}: unsupported dtype {other:?}"))),
         };
         if e.fortran && e.dims.len() > 1 {
             let rev: Vec<usize> = (0..e.dims.len()).rev().collect();

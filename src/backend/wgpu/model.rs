@@ -131,10 +131,10 @@ impl WgpuEncoder {
         let load_err = |e: candle_core::Error| Error::weights(file, candle_message(&e));
         let weights = |visit: &mut dyn FnMut(usize, BlockWeights<'_>) -> Result<()>| {
             for i in 0..cfg.num_layers {
-                let block = Block::load(vb, cfg, i).map_err(load_err)?;
-                visit(i, BlockWeights::of(&block))?;
+                let block = Block::load(vb, cfg, i, false).map_err(load_err)?;
+                visit(i, BlockWeights::of(&block).map_err(load_err)?)?;
             }
-            let stem = Stem::load(vb, cfg).map_err(load_err)?;
+            let stem = Stem::load(vb, cfg, false).map_err(load_err)?;
             Ok(StemWeights {
                 embed: stem.embed.embeddings().clone(),
                 relative_bias: stem.relative_bias.embeddings().clone(),
@@ -207,11 +207,12 @@ impl WgpuEncoder {
                 Ok(match h {
                     Head::Normalize => GpuHead::Normalize,
                     Head::Dense { linear, activation } => {
-                        let (out, inp) = linear.weight().dims2()?;
+                        let weight = linear.float_weight()?;
+                        let (out, inp) = weight.dims2()?;
                         width = out;
                         widest = widest.max(out);
                         GpuHead::Dense {
-                            weight: upload("dense", linear.weight(), out, inp)?,
+                            weight: upload("dense", weight, out, inp)?,
                             bias: linear.bias().map(|b| vector("dense.bias", b)).transpose()?,
                             act: *activation,
                             out: out as u32,
@@ -515,21 +516,25 @@ struct BlockWeights<'a> {
 }
 
 impl<'a> BlockWeights<'a> {
-    fn of(b: &'a Block) -> Self {
-        Self {
+    fn of(b: &'a Block) -> candle_core::Result<Self> {
+        Ok(Self {
             attn_norm: &b.attn_norm.weight,
-            q: &b.q.weight,
-            k: &b.k.weight,
-            v: &b.v.weight,
-            o: &b.o.weight,
+            q: b.q.float_weight()?,
+            k: b.k.float_weight()?,
+            v: b.v.float_weight()?,
+            o: b.o.float_weight()?,
             ff_norm: &b.ff_norm.weight,
             wi: match &b.ff {
-                FeedForward::Plain { wi, .. } => vec![&wi.weight],
-                FeedForward::Gated { wi_0, wi_1, .. } => vec![&wi_0.weight, &wi_1.weight],
+                FeedForward::Plain { wi, .. } => vec![wi.float_weight()?],
+                FeedForward::Gated { wi_0, wi_1, .. } => {
+                    vec![wi_0.float_weight()?, wi_1.float_weight()?]
+                }
             },
             wo: match &b.ff {
-                FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => &wo.weight,
+                FeedForward::Plain { wo, .. } | FeedForward::Gated { wo, .. } => {
+                    wo.float_weight()?
+                }
             },
-        }
+        })
     }
 }
