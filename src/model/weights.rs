@@ -74,7 +74,8 @@ fn has_int8(path: &Path) -> Result<bool> {
     f.read_exact(&mut len).map_err(err)?;
     let mut header = vec![0u8; u64::from_le_bytes(len).min(100_000_000) as usize];
     f.read_exact(&mut header).map_err(err)?;
-    Ok(header.windows(11).any(|w| w == b"\"dtype\":\"I8\""))
+    let needle = b"\"dtype\":\"I8\"";
+    Ok(header.windows(needle.len()).any(|w| w == needle))
 }
 
 #[derive(Clone, Copy)]

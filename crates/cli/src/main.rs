@@ -6,6 +6,7 @@ mod embed;
 mod eval;
 mod hub;
 mod prompt;
+mod quantize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ enum Command {
     Cache(hub::CacheArgs),
     /// Fine-tune on MEDI-format data (INSTRUCTOR's multitask contrastive training).
     Train(train::TrainArgs),
+    /// Write an int8 copy of a model (weights per output channel, a quarter of the f32 size)
+    /// that loads as `--dtype int8` everywhere this crate runs.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Download(args) => hub::download(args),
         Command::Cache(args) => hub::cache(args),
         Command::Train(args) => train::run(args),
+        Command::Quantize(args) => quantize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
