@@ -22,7 +22,17 @@ fn main() {
         .map(|l| serde_json::from_str(l).expect("a JSON pair per line"))
         .collect();
     let t0 = Instant::now();
-    let model = Instructor::load(&args[0], &LoadOptions::default()).expect("model");
+    let dtype = std::env::var("DTYPE")
+        .map_or(Ok(instructor::Dtype::F32), |d| d.parse())
+        .expect("DTYPE");
+    let model = Instructor::load(
+        &args[0],
+        &LoadOptions {
+            dtype,
+            ..Default::default()
+        },
+    )
+    .expect("model");
     let load_s = t0.elapsed().as_secs_f64();
     let tokens: usize = model
         .tokenize(&inputs, None)

@@ -30,6 +30,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --features "
 echo "== native tests: cargo test --workspace, the wgpu backend (on lavapipe without a GPU) and \
 mpirun -np 2 included $(space)"
 cargo test --locked --workspace --features "$NATIVE_FEATURES" 2>&1
+scripts/test-int8-wasm.sh
 
 echo "== Python package (the wheel, installed into a fresh venv; pytest) $(space)"
 scripts/test-python.sh

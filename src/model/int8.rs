@@ -317,7 +317,6 @@ pub fn matmul(x: &[f32], m: usize, w: &Int8Matrix, kernel: Kernel) -> Vec<f32> {
             sx[r] = quantize_row(src, &mut a[r * kp..r * kp + k], flip);
         }
         let mut acc = [[0i32; PANEL]; MR];
-        let mut tile = [[0f32; PANEL]; MR];
         for p in 0..n.div_ceil(PANEL) {
             let c0 = p * PANEL;
             let cols = PANEL.min(n - c0);
@@ -329,13 +328,19 @@ pub fn matmul(x: &[f32], m: usize, w: &Int8Matrix, kernel: Kernel) -> Vec<f32> {
             }
             for g in (0..rows).step_by(MR) {
                 kernel.tile(&a[g * kp..], kp, w.panel(p), &mut acc);
-                for r in 0..MR {
-                    for c in 0..PANEL {
-                        tile[r][c] = (acc[r][c] - corr[c]) as f32 * (sx[g + r] * sw[c]);
+                for (r, acc) in acc.iter().enumerate().take(rows - g) {
+                    let s = sx[g + r];
+                    let dst = &mut y[(g + r) * n + c0..][..cols];
+                    if let Ok(dst) = <&mut [f32; PANEL]>::try_from(&mut *dst) {
+                        // A whole panel: fixed-size, so the compiler vectorizes it.
+                        for c in 0..PANEL {
+                            dst[c] = (acc[c] - corr[c]) as f32 * (s * sw[c]);
+                        }
+                    } else {
+                        for (c, d) in dst.iter_mut().enumerate() {
+                            *d = (acc[c] - corr[c]) as f32 * (s * sw[c]);
+                        }
                     }
-                }
-                for (r, t) in tile.iter().enumerate().take(rows - g) {
-                    y[(g + r) * n + c0..][..cols].copy_from_slice(&t[..cols]);
                 }
             }
         }
