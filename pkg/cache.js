@@ -5,6 +5,9 @@
 //   chunks [repo, commit, file, index] → { data: Uint8Array }
 //   refs   [repo, revision] → { commit, files: [{ file, size, sha256 }] }   (what a load resolved)
 //
+// The int8 copy of a model that `dtype: 'int8'` made (hub.js) is stored under the commit and
+// revision with `+int8` appended, so that a reload reads it instead of the f32 weights.
+//
 // Every chunk is written in one transaction together with its file record's byte count, so a
 // record never claims more than is stored. `complete` is set only after the whole file was
 // stored and its sha256 verified; a load only uses complete files, and a `refs` entry is written
@@ -111,6 +114,20 @@ export function appendChunk(rec, data) {
     chunks.put({ repo: rec.repo, commit: rec.commit, file: rec.file, index: rec.chunks, data });
     files.put(next);
     return next;
+  });
+}
+
+/**
+ * Stores a whole file made here (the int8 copy of a model) in one transaction: its chunks and its
+ * record, complete, or nothing.
+ */
+export function putWholeFile(repo, commit, file, bytes, chunkBytes) {
+  return transact(['files', 'chunks'], 'readwrite', ({ files, chunks }) => {
+    let index = 0;
+    for (let o = 0; o < bytes.byteLength || index === 0; o += chunkBytes, index++) {
+      chunks.put({ repo, commit, file, index, data: bytes.slice(o, o + chunkBytes) });
+    }
+    files.put({ repo, commit, file, size: bytes.byteLength, sha256: null, stored: bytes.byteLength, chunks: index, complete: true });
   });
 }
 

@@ -236,6 +236,66 @@ async function fileText(repo, commit, file) {
   return new TextDecoder().decode(concat(chunks, rec.stored));
 }
 
+const INT8 = '+int8';
+
+/** Calls `onProgress`; an exception in it is logged, not thrown into the load. */
+function report(onProgress, p) {
+  try {
+    onProgress?.(p);
+  } catch (e) {
+    console.error('instructor-embed: onProgress threw', e);
+  }
+}
+
+/** A ref's files as the loader takes them: `[[name, Uint8Array[]], ...]`. */
+async function refFiles(ref) {
+  const files = [];
+  for (const f of ref.files) {
+    const rec = await cache.getFile(ref.repo, ref.commit, f.file);
+    if (!rec?.complete) throw new InstructorError(`instructor-embed: cache entry for ${f.file} vanished`);
+    files.push([f.file, await cache.readChunks(rec)]);
+  }
+  return files;
+}
+
+/** Whether every file of a ref is complete in the cache. */
+async function refComplete(ref) {
+  const recs = await Promise.all(ref.files.map((f) => cache.getFile(ref.repo, ref.commit, f.file)));
+  return recs.every((r) => r?.complete);
+}
+
+/**
+ * The int8 copy of `repo@revision` (`dtype: 'int8'`): from the cache when a previous int8 load
+ * stored it (a quarter of the f32 bytes, and no network), else quantized here from the f32 files
+ * (`fetchModel`) and stored for next time. A model that is int8 on the hub already is returned as
+ * it is. Returns what `fetchModel` does.
+ */
+export async function fetchInt8Model(repo, options) {
+  const { revision, wasm, onProgress } = options;
+  const ref8 = await cache.getRef(repo, revision + INT8);
+  if (ref8 && (await refComplete(ref8))) {
+    for (const f of ref8.files) report(onProgress, { file: f.file, loaded: f.size, total: f.size, cached: true });
+    return { commit: ref8.commit.slice(0, -INT8.length), files: await refFiles(ref8), fromCache: true };
+  }
+  const f32 = await fetchModel(repo, options);
+  report(onProgress, { status: 'quantizing' });
+  const quantized = wasm.quantizeModel(`${repo}@${f32.commit}`, f32.files);
+  if (!quantized) return f32;
+  const commit8 = f32.commit + INT8;
+  const entries = [];
+  try {
+    for (const [file, bytes] of quantized) {
+      await cache.putWholeFile(repo, commit8, file, bytes, CHUNK_BYTES);
+      entries.push({ file, size: bytes.byteLength, sha256: null });
+    }
+    await cache.putRef({ repo, revision: revision + INT8, commit: commit8, files: entries, time: Date.now() });
+  } catch (e) {
+    // The model still loads from memory; only the next load will quantize again.
+    console.warn(`instructor-embed: the int8 copy of ${repo} was not cached:`, e);
+  }
+  return { commit: f32.commit, files: quantized.map(([file, bytes]) => [file, [bytes]]), fromCache: f32.fromCache };
+}
+
 /**
  * Resolves `repo@revision` to a commit and its file list, from the cache when a previous load
  * completed (no network at all), otherwise from the hub, and makes sure every file is cached.
@@ -243,19 +303,9 @@ async function fileText(repo, commit, file) {
  */
 export async function fetchModel(repo, { hubUrl, revision, wasm, onProgress, retries = 2 }) {
   hubUrl = trimSlash(hubUrl);
-  const progress = (p) => {
-    try {
-      onProgress?.(p);
-    } catch (e) {
-      console.error('instructor-embed: onProgress threw', e);
-    }
-  };
+  const progress = (p) => report(onProgress, p);
   let ref = await cache.getRef(repo, revision);
-  let fromCache = false;
-  if (ref) {
-    const recs = await Promise.all(ref.files.map((f) => cache.getFile(repo, ref.commit, f.file)));
-    fromCache = recs.every((r) => r?.complete);
-  }
+  const fromCache = !!ref && (await refComplete(ref));
   if (!fromCache) {
     const info = await hubJson(
       `${hubUrl}/api/models/${encPath(repo)}/revision/${encodeURIComponent(revision)}?blobs=true`,
@@ -292,11 +342,5 @@ export async function fetchModel(repo, { hubUrl, revision, wasm, onProgress, ret
   } else {
     for (const f of ref.files) progress({ file: f.file, loaded: f.size, total: f.size, cached: true });
   }
-  const files = [];
-  for (const f of ref.files) {
-    const rec = await cache.getFile(repo, ref.commit, f.file);
-    if (!rec?.complete) throw new InstructorError(`instructor-embed: cache entry for ${f.file} vanished`);
-    files.push([f.file, await cache.readChunks(rec)]);
-  }
-  return { commit: ref.commit, files, fromCache };
+  return { commit: ref.commit, files: await refFiles(ref), fromCache };
 }

@@ -2,10 +2,12 @@
 export type Pair = [instruction: string, text: string] | string;
 
 export type Device = 'auto' | 'cpu' | 'webgpu';
-export type Dtype = 'f32' | 'f16';
+export type Dtype = 'f32' | 'f16' | 'int8';
 
 export type Progress =
   | { file: string; loaded: number; total: number; cached?: boolean }
+  /** dtype 'int8' from f32 weights: quantizing them (once; the result is cached). */
+  | { status: 'quantizing' }
   | { status: 'ready' };
 
 export interface LoadOptions {
@@ -19,8 +21,14 @@ export interface LoadOptions {
    */
   device?: Device;
   /** Compute dtype of the matrix products on the CPU; on WebGPU, how weights are stored
-   * ('f16' halves GPU memory; arithmetic stays f32 where T5 needs it). Default 'f32'. */
+   * ('f16' halves GPU memory; arithmetic stays f32 where T5 needs it). 'int8': weights per
+   * output channel and activations per token in int8, on the CPU only (cosine ≥ 0.999 to f32);
+   * the quantized weights are cached, so a reload reads a quarter of the bytes. A repo written by
+   * `instructor quantize` is int8 whatever is asked. Default 'f32'. */
   dtype?: Dtype;
+  /** 'auto' (default): the relaxed-SIMD build where the browser validates it, else the plain
+   * simd128 one (Safari). 'simd128' forces the plain build. */
+  simd?: 'auto' | 'simd128';
   /** `{ file, loaded, total }` while downloading (per file, non-decreasing), then `{ status: 'ready' }`. */
   onProgress?: (p: Progress) => void;
   /** Where to fetch the single-threaded .wasm from (default: next to the package's JS). */
@@ -89,6 +97,12 @@ interface ModelInfo {
   /** Threads the matrix products run on: the logical cores when the page is cross-origin
    * isolated (COOP/COEP; see the README's "Threads"), else 1. */
   readonly threads: number;
+  /** The build the model runs on: 'relaxed-simd' or 'simd128' (see LoadOptions.simd). */
+  readonly simd: 'relaxed-simd' | 'simd128';
+  /** The int8 kernel ('relaxed-simd', 'simd128') when dtype is 'int8', else null. */
+  readonly int8Kernel: string | null;
+  /** All of the above but `dim`, in one object. */
+  readonly info: Omit<ModelInfo, 'dim' | 'info'>;
 }
 
 // Declaration merging gives both classes ModelInfo's read-only fields.
@@ -117,6 +131,6 @@ export class InstructorWorker {
 }
 
 /** Instantiates the wasm module (done by load; call it early to overlap the fetch): the threaded
- * build when the page is cross-origin isolated, else the single-threaded one (whose .wasm
- * `wasmUrl` relocates). Resolves to the number of threads. */
+ * build when the page is cross-origin isolated and the browser has relaxed SIMD, else a
+ * single-threaded one (whose .wasm `wasmUrl` relocates). Resolves to the number of threads. */
 export function init(wasmUrl?: string | URL): Promise<number>;

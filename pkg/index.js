@@ -10,38 +10,56 @@
 // IndexedDB (database `instructor-embed`); later loads make no network request.
 
 import * as cache from './cache.js';
-import { fetchModel, InstructorError } from './hub.js';
+import { fetchInt8Model, fetchModel, InstructorError } from './hub.js';
 
 export { InstructorError };
 
 const DEFAULT_HUB = 'https://huggingface.co';
 
-// Two builds of the module (scripts/build-wasm.sh): `wasm/`, single-threaded with the WebGPU
-// backend, and `wasm-threads/`, whose matrix products run on a pool of Web Workers but which has
-// no WebGPU (wgpu's browser types cannot be shared between threads). A model on the CPU runs on
-// the threaded build when the page is cross-origin isolated; a model on WebGPU always on `wasm/`.
-// Each is instantiated once, on first use.
-const modules = { single: null, threads: null };
+// Three builds of the module (scripts/build-wasm.sh): `wasm/`, single-threaded with the WebGPU
+// backend, `wasm-threads/`, whose matrix products run on a pool of Web Workers but which has no
+// WebGPU (wgpu's browser types cannot be shared between threads), and `wasm-simd128/`, `wasm/`
+// without relaxed SIMD. The first two use relaxed SIMD (the int8 kernel's dot product); a browser
+// that cannot validate it (Safari) refuses such a module whole and gets `wasm-simd128/`. A model on
+// the CPU runs on the threaded build when the page is cross-origin isolated; a model on WebGPU
+// always on a single-threaded one. Each is instantiated once, on first use.
+const modules = { relaxed: null, simd128: null, threads: null };
 let threadsFailed = false;
 
-function single(wasmUrl) {
-  modules.single ??= import('./wasm/instructor.js').then(async (m) => {
+// (module (func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat i8x16.relaxed_swizzle))
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128,
+  2, 11,
+]);
+
+/** Whether this browser runs relaxed SIMD; `simd: 'simd128'` (a load option) says no. */
+function relaxedSimd(simd) {
+  if (simd !== 'auto' && simd !== 'simd128') {
+    throw new InstructorError(`instructor-embed: unknown simd '${simd}' (expected 'auto' or 'simd128')`, { name: 'TypeError' });
+  }
+  return simd === 'auto' && WebAssembly.validate(RELAXED_PROBE);
+}
+
+function single(wasmUrl, relaxed) {
+  const key = relaxed ? 'relaxed' : 'simd128';
+  modules[key] ??= (relaxed ? import('./wasm/instructor.js') : import('./wasm-simd128/instructor.js')).then(async (m) => {
     await m.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
     return m;
   });
-  return modules.single.catch((e) => {
-    modules.single = null;
+  return modules[key].catch((e) => {
+    modules[key] = null;
     throw e;
   });
 }
 
 /**
  * The build for the CPU: the threaded one when the page is cross-origin isolated (so
- * `SharedArrayBuffer` exists), its pool started with one Web Worker per logical core; otherwise,
- * or if that fails (a console warning says why), the single-threaded one.
+ * `SharedArrayBuffer` exists) and the browser has relaxed SIMD, its pool started with one Web
+ * Worker per logical core; otherwise, or if that fails (a console warning says why), a
+ * single-threaded one.
  */
-async function cpuModule(wasmUrl) {
-  if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function' && !threadsFailed) {
+async function cpuModule(wasmUrl, relaxed) {
+  if (relaxed && globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function' && !threadsFailed) {
     modules.threads ??= import('./wasm-threads/instructor.js').then(async (m) => {
       await m.default();
       await startPool(m, navigator.hardwareConcurrency || 1);
@@ -55,7 +73,7 @@ async function cpuModule(wasmUrl) {
       console.warn('instructor-embed: the threaded build did not start; running single-threaded:', e);
     }
   }
-  return single(wasmUrl);
+  return single(wasmUrl, relaxed);
 }
 
 /** How long the thread pool's workers may take to start before the single-threaded build is used. */
@@ -92,7 +110,7 @@ function startPool(m, n) {
  * the threaded one is always next to its JS.
  */
 export async function init(wasmUrl) {
-  return (await cpuModule(wasmUrl)).threads();
+  return (await cpuModule(wasmUrl, relaxedSimd('auto'))).threads();
 }
 
 /**
@@ -104,13 +122,15 @@ export async function init(wasmUrl) {
  * the names are the core's `Device` names ('webgpu' is its `wgpu`), and its reasons are worded
  * as the core's (`Error::Device`).
  */
-async function pickDevice(device, wasmUrl) {
+async function pickDevice(device, dtype, wasmUrl, relaxed) {
   const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
-  const cpu = async (fallbackReason) => ({ module: await cpuModule(wasmUrl), device: 'cpu', fallbackReason });
+  const cpu = async (fallbackReason) => ({ module: await cpuModule(wasmUrl, relaxed), device: 'cpu', fallbackReason });
   switch (device ?? 'auto') {
     case 'cpu':
       return cpu(null);
     case 'auto': {
+      // As the core's Device::Auto words it.
+      if (dtype === 'int8') return cpu('int8 runs on the CPU');
       if (!gpu) return cpu('WebGPU is not available in this browser (no navigator.gpu)');
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
       if (!adapter) return cpu('wgpu: no GPU adapter: WebGPU offers none here');
@@ -118,7 +138,7 @@ async function pickDevice(device, wasmUrl) {
         const name = adapter.info.description || adapter.info.architecture || 'unnamed adapter';
         return cpu(`wgpu: only a software adapter (${name}) was found, and the CPU path is faster`);
       }
-      return { module: await single(wasmUrl), device: 'auto', fallbackReason: null };
+      return { module: await single(wasmUrl, relaxed), device: 'auto', fallbackReason: null };
     }
     case 'webgpu':
       if (!gpu) {
@@ -128,7 +148,7 @@ async function pickDevice(device, wasmUrl) {
           { name: 'NotSupportedError' },
         );
       }
-      return { module: await single(wasmUrl), device: 'webgpu', fallbackReason: null };
+      return { module: await single(wasmUrl, relaxed), device: 'webgpu', fallbackReason: null };
     default:
       throw new InstructorError(`instructor-embed: unknown device '${device}' (expected 'auto', 'cpu' or 'webgpu')`, {
         name: 'TypeError',
@@ -137,8 +157,8 @@ async function pickDevice(device, wasmUrl) {
 }
 
 function checkDtype(dtype) {
-  if (dtype !== 'f32' && dtype !== 'f16') {
-    throw new InstructorError(`instructor-embed: unknown dtype '${dtype}' (expected 'f32' or 'f16')`, {
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'int8') {
+    throw new InstructorError(`instructor-embed: unknown dtype '${dtype}' (expected 'f32', 'f16' or 'int8')`, {
       name: 'TypeError',
     });
   }
@@ -163,6 +183,12 @@ export function splitPairs(pairs) {
   return { instructions, texts };
 }
 
+/** The fields of `info` (both classes have them). */
+function infoOf(m) {
+  const { repo, revision, commit, device, adapter, dtype, simd, int8Kernel, threads, fromCache, fallbackReason } = m;
+  return { repo, revision, commit, device, adapter, dtype, simd, int8Kernel, threads, fromCache, fallbackReason };
+}
+
 export class Instructor {
   #model;
   #dim;
@@ -182,6 +208,17 @@ export class Instructor {
     this.fallbackReason = info.fallbackReason;
     this.fromCache = info.fromCache;
     this.threads = info.threads;
+    this.simd = info.simd;
+    this.int8Kernel = info.int8Kernel;
+  }
+
+  /**
+   * Where and how the model runs, in one object: `{ repo, revision, commit, device, adapter,
+   * dtype, simd ('relaxed-simd' or 'simd128': which build was picked), int8Kernel, threads,
+   * fromCache, fallbackReason }`.
+   */
+  get info() {
+    return infoOf(this);
   }
 
   /**
@@ -194,6 +231,7 @@ export class Instructor {
       revision = 'main',
       device = 'auto',
       dtype = 'f32',
+      simd = 'auto',
       onProgress,
       wasmUrl,
       retries,
@@ -202,9 +240,10 @@ export class Instructor {
       throw new TypeError(`instructor-embed: repo must look like 'owner/name', got ${JSON.stringify(repo)}`);
     }
     checkDtype(dtype);
-    const dev = await pickDevice(device, wasmUrl);
+    const dev = await pickDevice(device, dtype, wasmUrl, relaxedSimd(simd));
     const wasm = dev.module;
-    const { commit, files, fromCache } = await fetchModel(repo, { hubUrl, revision, wasm, onProgress, retries });
+    const fetch = dtype === 'int8' ? fetchInt8Model : fetchModel;
+    const { commit, files, fromCache } = await fetch(repo, { hubUrl, revision, wasm, onProgress, retries });
     // The file buffers stay in the JS heap; the loader copies one tensor at a time into wasm
     // (and, on WebGPU, on to the GPU one block at a time).
     let model;
@@ -227,13 +266,15 @@ export class Instructor {
       repo,
       revision,
       commit,
-      dtype,
+      dtype: model.dtype(),
       fromCache,
       device: model.device(),
       adapter: model.adapter() ?? null,
       fallbackReason: model.fallbackReason() ?? dev.fallbackReason,
       // A model on WebGPU is always on the single-threaded build: 1.
       threads: wasm.threads(),
+      simd: wasm.relaxedSimd() ? 'relaxed-simd' : 'simd128',
+      int8Kernel: model.int8Kernel() ?? null,
     });
   }
 
@@ -343,6 +384,11 @@ export class InstructorWorker {
       this.#pending.set(id, { resolve, reject, onProgress });
       this.#worker.postMessage({ id, op, args });
     });
+  }
+
+  /** See Instructor's. */
+  get info() {
+    return infoOf(this);
   }
 
   static async load(repo, options = {}) {

@@ -14,8 +14,7 @@ async function handle(id, op, args) {
         ...args.options,
         onProgress: (progress) => self.postMessage({ id, progress }),
       });
-      const { dim, device, adapter, dtype, repo, revision, commit, fallbackReason, fromCache, threads } = model;
-      return { result: { dim, device, adapter, dtype, repo, revision, commit, fallbackReason, fromCache, threads } };
+      return { result: { dim: model.dim, ...model.info } };
     }
     case 'encode': {
       if (!model) throw new Error('instructor-embed: no model loaded in this worker');

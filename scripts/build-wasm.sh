@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Builds the npm package `instructor-embed` into pkg/, in two variants:
-#   pkg/wasm/          single-threaded, the default, with the WebGPU backend: cargo -p instructor-web (wasm32, +simd128 from
-#                      .cargo/config.toml) → wasm-bindgen --target web
-#   pkg/wasm-threads/  threaded, used when the page is cross-origin isolated: nightly cargo with std
-#                      rebuilt for +atomics (-Z build-std), in its own target folder
-#                      ($CARGO_TARGET_DIR/wasm-threads); CPU only. WASM_THREADS=0 skips it.
+# Builds the npm package `instructor-embed` into pkg/, in three variants:
+#   pkg/wasm/          single-threaded, the default, with the WebGPU backend and relaxed SIMD (the
+#                      int8 kernel's `i32x4.relaxed_dot_i8x16_i7x16_add`): cargo -p instructor-web
+#                      (wasm32, +simd128,+relaxed-simd, in $CARGO_TARGET_DIR/wasm-relaxed) →
+#                      wasm-bindgen --target web
+#   pkg/wasm-simd128/  the same without relaxed SIMD (+simd128 from .cargo/config.toml), for
+#                      browsers that cannot instantiate a module containing it (Safari): the
+#                      package tests which the browser takes before fetching either
+#   pkg/wasm-threads/  threaded, used when the page is cross-origin isolated and the browser has
+#                      relaxed SIMD: nightly cargo with std rebuilt for +atomics (-Z build-std), in
+#                      its own target folder ($CARGO_TARGET_DIR/wasm-threads); CPU only.
+#                      WASM_THREADS=0 skips it.
 # then, for each, optional wasm-opt (WASM_OPT=1; the npm `binaryen` package, never Debian's
 # binaryen 108, whose output Chromium rejects) and a check that the matmul kernels use v128
 # instructions.
@@ -28,7 +34,8 @@ if [ ! -d tests/browser/node_modules/binaryen ] || [ ! -d tests/browser/node_mod
   (cd tests/browser && npm install --no-audit --no-fund)
 fi
 
-# wasm-bindgen → pkg/$1, then the optional wasm-opt and the SIMD check. $2: the cargo output.
+# wasm-bindgen → pkg/$1, then the optional wasm-opt and the SIMD check. $2: the cargo output, $3:
+# --relaxed or --no-relaxed (see check-simd.mjs).
 generate() {
   local out=pkg/$1
   rm -rf "$out"
@@ -36,16 +43,22 @@ generate() {
   if [ "${WASM_OPT:-0}" = 1 ]; then
     tests/browser/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory \
       --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-threads \
+      --enable-relaxed-simd \
       "$out/instructor_bg.wasm" -o "$out/instructor_bg.opt.wasm"
     mv "$out/instructor_bg.opt.wasm" "$out/instructor_bg.wasm"
   fi
-  node scripts/check-simd.mjs "$out/instructor_bg.wasm"
+  node scripts/check-simd.mjs "$out/instructor_bg.wasm" "$3"
   ls -l "$out/instructor_bg.wasm"
 }
 
-# The bindings are the crate crates/web (the workspace's only cdylib).
+# The bindings are the crate crates/web (the workspace's only cdylib). RUSTFLAGS replace
+# .cargo/config.toml's, so +simd128 is repeated; the relaxed build has a target folder of its own so
+# that the two builds do not rebuild each other's dependencies.
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" CARGO_TARGET_DIR="$TARGET_DIR/wasm-relaxed" \
+  cargo build -p instructor-web --target wasm32-unknown-unknown --release --features wgpu
+generate wasm "$TARGET_DIR/wasm-relaxed/wasm32-unknown-unknown/release/instructor_web.wasm" --relaxed
 cargo build -p instructor-web --target wasm32-unknown-unknown --release --features wgpu
-generate wasm "$TARGET_DIR/wasm32-unknown-unknown/release/instructor_web.wasm"
+generate wasm-simd128 "$TARGET_DIR/wasm32-unknown-unknown/release/instructor_web.wasm" --no-relaxed
 
 if [ "${WASM_THREADS:-1}" != 0 ]; then
   NIGHTLY=${WASM_NIGHTLY:-nightly}
@@ -64,11 +77,11 @@ if [ "${WASM_THREADS:-1}" != 0 ]; then
     --export=__tls_size --export=__tls_align --export=__tls_base --export=__heap_base; do
     link="$link -C link-arg=$a"
   done
-  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128$link" \
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd$link" \
     CARGO_TARGET_DIR="$TARGET_DIR/wasm-threads" \
     cargo "+$NIGHTLY" build -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
     -p instructor-web
-  generate wasm-threads "$TARGET_DIR/wasm-threads/wasm32-unknown-unknown/release/instructor_web.wasm"
+  generate wasm-threads "$TARGET_DIR/wasm-threads/wasm32-unknown-unknown/release/instructor_web.wasm" --relaxed
   # Without a shared memory wasm-bindgen emits no thread support at all (initThreadPool then fails
   # in the browser with a DataCloneError); without the 4 GiB maximum large models run out.
   memory=$(tests/browser/node_modules/.bin/wasm-dis pkg/wasm-threads/instructor_bg.wasm |

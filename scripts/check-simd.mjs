@@ -4,7 +4,10 @@
 // .cargo/config.toml sets), so no kernel of our own is needed; this check fails the build if
 // that ever stops being true (e.g. the flag gets lost).
 //
-//   node scripts/check-simd.mjs pkg/wasm/instructor_bg.wasm
+// With `--relaxed` it also checks that the int8 kernel uses relaxed SIMD's dot product, with
+// `--no-relaxed` that the module has no relaxed SIMD at all (Safari refuses such a module whole).
+//
+//   node scripts/check-simd.mjs pkg/wasm/instructor_bg.wasm --relaxed
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -34,6 +37,17 @@ console.log(
   `check-simd: ${total} f32x4 instructions in ${perFunc.size} functions; ` +
     `${gemmOps} in ${gemm.length} gemm (matmul) functions, e.g. ${gemm.slice(0, 2).map(([n, c]) => `${n} (${c})`).join(', ')}`,
 );
+const relaxed = (text.match(/\.relaxed_/g) ?? []).length;
+const dots = (text.match(/relaxed_dot_i8x16_i7x16_add/g) ?? []).length;
+console.log(`check-simd: ${relaxed} relaxed SIMD instructions, ${dots} relaxed int8 dot products`);
+if (process.argv.includes('--relaxed') && dots === 0) {
+  console.error('check-simd: the int8 kernel has no relaxed dot product: is +relaxed-simd set?');
+  process.exit(1);
+}
+if (process.argv.includes('--no-relaxed') && relaxed > 0) {
+  console.error('check-simd: this build must not contain relaxed SIMD');
+  process.exit(1);
+}
 if (gemmOps === 0) {
   console.error('check-simd: the matmul kernels use no f32x4 instructions: is +simd128 set?');
   process.exit(1);

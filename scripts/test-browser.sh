@@ -28,7 +28,7 @@ if [ -z "${MOCK_HUB_BIN:-}" ]; then
 fi
 
 node --test --test-concurrency=1 tests/browser/embed.test.mjs tests/browser/webgpu.test.mjs tests/browser/threads.test.mjs \
-  tests/browser/vite.test.mjs
+  tests/browser/int8.test.mjs tests/browser/vite.test.mjs
 
 if [ "${1:-}" = --bench ]; then
   node tests/browser/bench.mjs

@@ -59,7 +59,7 @@ pub fn quantize_model(src: &dyn ModelSource) -> Result<Vec<(String, Vec<u8>)>> {
     for head in &config.heads {
         if let crate::config::HeadConfig::Dense(cfg) = head {
             let (vb, seen) = open(&cfg.weights)?;
-            Head::load_all(&[head.clone()], |_| Ok(vb.clone()), false)?;
+            Head::load_all(std::slice::from_ref(head), |_| Ok(vb.clone()), false)?;
             let dir = config.relative(&cfg.weights);
             let dir = dir.rsplit_once('/').map(|(d, _)| d);
             out.push((in_dir(dir, "model.safetensors"), safetensors(&seen)?));
@@ -100,24 +100,36 @@ fn in_dir(dir: Option<&str>, file: &str) -> String {
     }
 }
 
-/// Tensors in the order the model asked for them.
-#[derive(Default)]
-struct Recorded(Mutex<Vec<(String, Tensor)>>);
+/// A tensor as the int8 file stores it: `(name, dtype, shape, little-endian bytes)`.
+type Stored = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
 
-/// A `VarBuilder` backend that hands out `inner`'s tensors and keeps a copy of each: what the
-/// model reads is what the quantized file holds, with no list of names to keep in step.
+/// Tensors in the order the model asked for them, already in their stored form.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<Stored>>);
+
+/// A `VarBuilder` backend that reads each tensor the model asks for from `inner`, keeps it in its
+/// stored form (so what the model reads is what the file holds, with no list of names to keep in
+/// step) and hands the model zeros broadcast to the shape: the model built on it holds no weights,
+/// so quantizing needs one f32 tensor in memory at a time (the browser's wasm memory is small).
 struct Recorder {
     inner: VarBuilder<'static>,
     seen: Arc<Recorded>,
 }
 
 impl Recorder {
-    fn keep(&self, name: &str, t: Tensor) -> Tensor {
+    fn keep(
+        &self,
+        name: &str,
+        t: Tensor,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let shape = t.shape().clone();
         let mut seen = self.seen.0.lock().expect("not poisoned");
-        if !seen.iter().any(|(n, _)| n == name) {
-            seen.push((name.to_string(), t.clone()));
+        if !seen.iter().any(|(n, ..)| n == name) {
+            seen.extend(stored(name, &t)?);
         }
-        t
+        Tensor::zeros(1, dtype, dev)?.broadcast_as(shape)
     }
 }
 
@@ -133,12 +145,12 @@ impl SimpleBackend for Recorder {
         let t = self
             .inner
             .get_with_hints_dtype(s, name, Default::default(), DType::F32)?;
-        self.keep(name, t).to_dtype(dtype)?.to_device(dev)
+        self.keep(name, t, dtype, dev)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let t = self.inner.get_unchecked_dtype(name, DType::F32)?;
-        self.keep(name, t).to_dtype(dtype)?.to_device(dev)
+        self.keep(name, t, dtype, dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
@@ -146,44 +158,49 @@ impl SimpleBackend for Recorder {
     }
 }
 
-/// The recorded tensors as a safetensors file, 2-D weights in int8.
-fn safetensors(seen: &Recorded) -> Result<Vec<u8>> {
-    use safetensors::tensor::TensorView;
+/// A tensor's stored form: a 2-D weight (but the position table) as int8 rows and their scales,
+/// anything else as f32.
+fn stored(name: &str, t: &Tensor) -> candle_core::Result<Vec<Stored>> {
     use safetensors::Dtype as St;
-    let seen = seen.0.lock().expect("not poisoned");
-    let mut tensors: Vec<(String, St, Vec<usize>, Vec<u8>)> = vec![];
     let f32_bytes = |v: Vec<f32>| {
         v.into_iter()
             .flat_map(f32::to_le_bytes)
             .collect::<Vec<u8>>()
     };
-    for (name, t) in seen.iter() {
-        let dims = t.dims().to_vec();
-        let values = t.flatten_all()?.to_vec1::<f32>()?;
-        match (dims.as_slice(), name.strip_suffix("weight")) {
-            (&[rows, cols], Some(stem)) if !name.contains("relative_attention_bias") => {
-                let (q, scales) = quantize_rows(&values, rows, cols);
-                tensors.push((
-                    name.clone(),
+    let dims = t.dims().to_vec();
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    Ok(match (dims.as_slice(), name.strip_suffix("weight")) {
+        (&[rows, cols], Some(stem)) if !name.contains("relative_attention_bias") => {
+            let (q, scales) = quantize_rows(&values, rows, cols);
+            vec![
+                (
+                    name.to_string(),
                     St::I8,
                     dims,
                     q.into_iter().map(|v| v as u8).collect(),
-                ));
-                tensors.push((
+                ),
+                (
                     format!("{stem}weight_scale"),
                     St::F32,
                     vec![rows],
                     f32_bytes(scales),
-                ));
-            }
-            _ => tensors.push((name.clone(), St::F32, dims, f32_bytes(values))),
+                ),
+            ]
         }
-    }
+        _ => vec![(name.to_string(), St::F32, dims, f32_bytes(values))],
+    })
+}
+
+/// The recorded tensors as a safetensors file.
+fn safetensors(seen: &Recorded) -> Result<Vec<u8>> {
+    use safetensors::tensor::TensorView;
+    let tensors = seen.0.lock().expect("not poisoned");
+    let err =
+        |e: safetensors::SafeTensorError| Error::Input(format!("cannot write int8 weights: {e}"));
     let views = tensors
         .iter()
         .map(|(n, d, s, b)| Ok((n.as_str(), TensorView::new(*d, s.clone(), b)?)))
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| Error::Input(format!("cannot write int8 weights: {e}")))?;
-    safetensors::serialize(views, None)
-        .map_err(|e| Error::Input(format!("cannot write int8 weights: {e}")))
+        .map_err(err)?;
+    safetensors::serialize(views, None).map_err(err)
 }

@@ -417,6 +417,8 @@ mod x86 {
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+// Indexes read as the register layout the comments describe.
+#[allow(clippy::needless_range_loop)]
 mod wasm {
     use super::{GROUP, MR, PANEL};
     use std::arch::wasm32::*;

@@ -37,6 +37,18 @@ impl Dtype {
     }
 }
 
+impl std::fmt::Display for Dtype {
+    /// The spelling [`FromStr`](std::str::FromStr) takes: `f32`, `f16`, `bf16`, `int8`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+            Dtype::Int8 => "int8",
+        })
+    }
+}
+
 impl std::str::FromStr for Dtype {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

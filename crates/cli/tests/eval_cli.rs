@@ -689,3 +689,35 @@ fn paper_clustering_drops_the_instruction_of_inputs_over_256_tokens() {
         assert_eq!(instruction_of(&over), dropped, "{protocol:?}");
     }
 }
+
+/// `--dtype int8` on the eval fixtures: each task's main score (STS Spearman, retrieval nDCG@10,
+/// pair classification's average precision) within 0.01 of the f32 run's, which the tests above check against
+/// recomputed metrics.
+#[test]
+fn int8_scores_stay_within_0_01_of_f32() {
+    let tasks = [
+        ("TinySTS", "sts"),
+        ("TinyRetrieval", "retrieval"),
+        ("TinyPairs", "pair_classification"),
+    ];
+    let (f32_out, int8_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (task, kind) in tasks {
+        let args = ["--data", DATA, "--tasks", task, "--task-type", kind];
+        eval_with(f32_out.path(), &args, &[]);
+        eval_with(
+            int8_out.path(),
+            &[&args[..], &["--dtype", "int8"]].concat(),
+            &[],
+        );
+        let (a, b) = (
+            split_scores(f32_out.path(), task)["main_score"]
+                .as_f64()
+                .unwrap(),
+            split_scores(int8_out.path(), task)["main_score"]
+                .as_f64()
+                .unwrap(),
+        );
+        eprintln!("{task}: f32 {a:.5}, int8 {b:.5}, |Δ| {:.5}", (a - b).abs());
+        assert!((a - b).abs() <= 0.01, "{task}: f32 {a} int8 {b}");
+    }
+}

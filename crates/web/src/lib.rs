@@ -59,6 +59,48 @@ pub fn needed_files_json(modules_json: &str) -> Result<String, JsError> {
     Ok(serde_json::json!({ "files": files, "weights": weights }).to_string())
 }
 
+/// `[name, Uint8Array[]]` pairs (as `WasmModel.load` takes them) as a source.
+fn memory_source(name: &str, files: &Array) -> Result<MemorySource, JsValue> {
+    let mut src = MemorySource::new(name);
+    for entry in files.iter() {
+        let entry: Array = entry
+            .dyn_into()
+            .map_err(|_| JsError::new("files must be [name, chunks] pairs"))?;
+        let file = entry
+            .get(0)
+            .as_string()
+            .ok_or_else(|| JsError::new("file name must be a string"))?;
+        let parts: Array = entry
+            .get(1)
+            .dyn_into()
+            .map_err(|_| JsError::new("file chunks must be an array"))?;
+        src.insert(file, Arc::new(JsChunks::new(&parts)?));
+    }
+    Ok(src)
+}
+
+/// The int8 copy of a model (`instructor quantize`'s files) from its files as `WasmModel.load`
+/// takes them: `[name, Uint8Array]` pairs, or `null` when the model is quantized already. Reads
+/// one f32 tensor at a time, so wasm memory holds the int8 result and little else.
+#[wasm_bindgen(js_name = quantizeModel)]
+pub fn quantize_model(name: String, files: Array) -> Result<JsValue, JsValue> {
+    let src = memory_source(&name, &files)?;
+    if instructor::config::ModelConfig::from_source(&src)
+        .map_err(core_err)?
+        .quantized
+    {
+        return Ok(JsValue::NULL);
+    }
+    let out = Array::new();
+    for (file, bytes) in instructor::quantize::quantize_model(&src).map_err(core_err)? {
+        let pair = Array::new();
+        pair.push(&JsValue::from_str(&file));
+        pair.push(&js_sys::Uint8Array::from(bytes.as_slice()));
+        out.push(&pair);
+    }
+    Ok(out.into())
+}
+
 /// Incremental SHA-256 (SubtleCrypto cannot hash a stream).
 #[wasm_bindgen]
 pub struct Sha256Hasher {
@@ -199,21 +241,7 @@ impl WasmModel {
                 .into())
             }
         };
-        let mut src = MemorySource::new(&name);
-        for entry in files.iter() {
-            let entry: Array = entry
-                .dyn_into()
-                .map_err(|_| JsError::new("files must be [name, chunks] pairs"))?;
-            let file = entry
-                .get(0)
-                .as_string()
-                .ok_or_else(|| JsError::new("file name must be a string"))?;
-            let parts: Array = entry
-                .get(1)
-                .dyn_into()
-                .map_err(|_| JsError::new("file chunks must be an array"))?;
-            src.insert(file, Arc::new(JsChunks::new(&parts)?));
-        }
+        let src = memory_source(&name, &files)?;
         let inner = Instructor::from_source_async(&src, &LoadOptions { dtype, device })
             .await
             .map_err(core_err)?;
@@ -235,6 +263,18 @@ impl WasmModel {
     /// The WebGPU adapter's description, when on WebGPU.
     pub fn adapter(&self) -> Option<String> {
         self.inner.adapter()
+    }
+
+    /// What the matrix products compute in (`f32`, `f16`, `int8`): a quantized repo is `int8`
+    /// whatever was asked.
+    pub fn dtype(&self) -> String {
+        self.inner.dtype().to_string()
+    }
+
+    /// The int8 kernel (`relaxed-simd` or `simd128`) when the model is int8.
+    #[wasm_bindgen(js_name = int8Kernel)]
+    pub fn int8_kernel(&self) -> Option<String> {
+        self.inner.int8_kernel().map(str::to_owned)
     }
 
     /// Why `auto` chose the CPU.
@@ -317,6 +357,13 @@ pub fn threads() -> usize {
     return rayon::current_num_threads();
     #[cfg(not(target_feature = "atomics"))]
     return 1;
+}
+
+/// Whether this build uses relaxed SIMD (the int8 kernel's dot product): `pkg/wasm/` and
+/// `pkg/wasm-threads/` do, `pkg/wasm-simd128/` does not.
+#[wasm_bindgen(js_name = relaxedSimd)]
+pub fn relaxed_simd() -> bool {
+    cfg!(target_feature = "relaxed-simd")
 }
 
 /// Whether this build uses WebAssembly SIMD (v128).
