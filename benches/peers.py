@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Peer throughput for INSTRUCTOR-shaped encoders: PyTorch f32, PyTorch bf16 autocast, ONNX Runtime f32,
-and ours from Python (`--peers instructor-embed`: the installed `instructor_embed` wheel).
+"""Peer throughput for INSTRUCTOR-shaped encoders: PyTorch f32, PyTorch bf16 autocast, ONNX Runtime f32
+and int8 (`quantize_dynamic`, QInt8 weights), and ours from Python (`--peers instructor-embed`: the installed `instructor_embed` wheel).
 
 Not for CI (needs torch, transformers, tokenizers, onnx, onnxruntime).  Example:
 
@@ -297,7 +297,7 @@ def main():
     ap.add_argument("--tokenizer", default=DEFAULT_TOKENIZER)
     ap.add_argument("--pairs", default=None, help="write the pairs here (JSON lines)")
     ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("--peers", default="torch-f32,torch-bf16,ort-f32")
+    ap.add_argument("--peers", default="torch-f32,torch-bf16,ort-f32,ort-int8")
     ap.add_argument("--repeat", type=int, default=1, help="timed passes per peer; the best is reported")
     ap.add_argument("--work-dir", default=None, help="where the ONNX export goes (default: a temp dir)")
     args = ap.parse_args()
@@ -334,12 +334,23 @@ def main():
             secs, check = run_torch(model, dense, batches, False, args.repeat)
         elif peer == "torch-bf16":
             secs, check = run_torch(model, dense, batches, True, args.repeat)
-        elif peer == "ort-f32":
+        elif peer in ("ort-f32", "ort-int8"):
             work = args.work_dir or tempfile.mkdtemp(prefix="instructor-peers-")
             os.makedirs(work, exist_ok=True)
             path = os.path.join(work, f"t5-encoder-{args.shape}.onnx")
             if not os.path.exists(path):
                 export_onnx(model, path)
+            if peer == "ort-int8":
+                # ONNX Runtime's dynamic quantization, as transformers.js's model_quantized.onnx
+                # and Optimum make it: int8 weights, activations quantized at run time.
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+                q = path.replace(".onnx", "-int8.onnx")
+                if not os.path.exists(q):
+                    quantize_dynamic(path, q, weight_type=QuantType.QInt8)
+                extra["onnx_bytes"] = os.path.getsize(q)
+                path = q
+            else:
+                extra["onnx_bytes"] = os.path.getsize(path)
             secs, check, ver = run_ort(path, dense, batches, args.threads, args.repeat)
             extra["onnxruntime"] = ver
         elif peer == "instructor-embed":

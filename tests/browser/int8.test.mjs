@@ -31,7 +31,9 @@ function minCosine(data, dim, cases) {
       aa += a[j] * a[j];
       bb += b[j] * b[j];
     }
-    worst = Math.min(worst, ab / Math.sqrt(aa * bb));
+    // Nothing left after the instruction: the reference is the zero vector, and so must ours be.
+    if (bb === 0) assert.equal(aa, 0, `case ${i}: the reference is zero, ours is not`);
+    else worst = Math.min(worst, ab / Math.sqrt(aa * bb));
   });
   return worst;
 }

@@ -46,9 +46,10 @@ async function embed(web, worker) {
   }
 }
 
-test('the build holds the worker and both wasm modules as files of their own', () => {
+test('the build holds the worker and the three wasm modules as files of their own', () => {
   const assets = fs.readdirSync(path.join(out, 'assets'));
-  assert.equal(assets.filter((f) => f.endsWith('.wasm')).length, 2, `${assets}`);
+  // wasm/ (relaxed SIMD), wasm-simd128/ (its fallback) and wasm-threads/.
+  assert.equal(assets.filter((f) => f.endsWith('.wasm')).length, 3, `${assets}`);
   assert.ok(assets.some((f) => /^worker-.*\.js$/.test(f)), `no worker chunk: ${assets}`);
 });
 

@@ -242,3 +242,20 @@ def test_wgpu_device_matches_reference():
     back = model.encode(cases()[:2], device="cpu")
     assert model.device == "cpu" and model.backend == "cpu"
     assert max_abs(back[0], expected("tiny-relu-bin")["cases"][0]["embedding"]) <= TOL
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_int8_stays_within_cosine_bound(name):
+    model = INSTRUCTOR(model_dir(name), dtype="int8")
+    assert model.dtype == "int8"
+    out = model.encode(cases(), normalize_embeddings=True)
+    worst = 1.0
+    for i, c in enumerate(expected(name)["cases"]):
+        want = np.asarray(c["embedding_normalized"], dtype=np.float64)
+        if not want.any():
+            assert not out[i].any(), f"{name} case {i}"
+            continue
+        worst = min(worst, float(out[i] @ want / np.linalg.norm(out[i]) / np.linalg.norm(want)))
+    assert 0.999 <= worst < 1 - 1e-7, f"{name}: min cosine {worst}"
+    with pytest.raises(ValueError, match="expected f32, f16, bf16 or int8"):
+        INSTRUCTOR(model_dir(name), dtype="int4")

@@ -93,15 +93,13 @@ struct Model {
 #[pymethods]
 impl Model {
     /// Loads a model folder (sentence-transformers layout) onto `device` (`cpu`, `cuda`,
-    /// `cuda:N`, `wgpu`, `auto`).
+    /// `cuda:N`, `wgpu`, `auto`), its matrix products in `dtype` (`f32`, `f16`, `bf16`, `int8`).
     #[new]
-    #[pyo3(signature = (folder, device = "cpu"))]
-    fn new(py: Python<'_>, folder: PathBuf, device: &str) -> PyResult<Self> {
+    #[pyo3(signature = (folder, device = "cpu", dtype = "f32"))]
+    fn new(py: Python<'_>, folder: PathBuf, device: &str, dtype: &str) -> PyResult<Self> {
         let device: Device = device.parse().map_err(core_err)?;
-        let opts = LoadOptions {
-            device,
-            ..Default::default()
-        };
+        let dtype = dtype.parse().map_err(PyValueError::new_err)?;
+        let opts = LoadOptions { device, dtype };
         let inner = py
             .detach(|| Instructor::load(&folder, &opts))
             .map_err(core_err)?;
@@ -194,6 +192,12 @@ impl Model {
     }
 
     /// The model's own truncation length (`sentence_bert_config.json`, else 512).
+    /// What the matrix products compute in (a quantized folder is `int8` on the CPU).
+    #[getter]
+    fn dtype(&self) -> String {
+        self.inner.dtype().to_string()
+    }
+
     #[getter]
     fn max_seq_length(&self) -> usize {
         self.inner.config().max_seq_length
