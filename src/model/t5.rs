@@ -211,13 +211,24 @@ pub(crate) enum FeedForward {
     },
 }
 
+/// The attention's input projections.
+#[derive(Debug, Clone)]
+pub(crate) enum Qkv {
+    Separate {
+        q: Linear,
+        k: Linear,
+        v: Linear,
+    },
+    /// Int8: q, k and v stacked into one `[3·inner, d]` matrix, so that each token is quantized
+    /// once and the three products run as one (its output columns are q's, then k's, then v's).
+    Fused(Linear),
+}
+
 /// One encoder block, as the checkpoint names it (`encoder.block.{i}.*`).
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
     pub(crate) attn_norm: LayerNorm,
-    pub(crate) q: Linear,
-    pub(crate) k: Linear,
-    pub(crate) v: Linear,
+    pub(crate) qkv: Qkv,
     pub(crate) o: Linear,
     pub(crate) ff_norm: LayerNorm,
     pub(crate) ff: FeedForward,
@@ -260,11 +271,21 @@ impl Block {
                 wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d, false, int8)?,
             }
         };
+        let (q, k, v) = (
+            Linear::load(sa.pp("q"), d, inner, false, int8)?,
+            Linear::load(sa.pp("k"), d, inner, false, int8)?,
+            Linear::load(sa.pp("v"), d, inner, false, int8)?,
+        );
+        let qkv = match (q.int8(), k.int8(), v.int8()) {
+            (Some((q, kernel)), Some((k, _)), Some((v, _))) => Qkv::Fused(Linear {
+                weight: Weight::Int8(Arc::new(Int8Matrix::stack(&[q, k, v])), kernel),
+                bias: None,
+            }),
+            _ => Qkv::Separate { q, k, v },
+        };
         Ok(Block {
             attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
-            q: Linear::load(sa.pp("q"), d, inner, false, int8)?,
-            k: Linear::load(sa.pp("k"), d, inner, false, int8)?,
-            v: Linear::load(sa.pp("v"), d, inner, false, int8)?,
+            qkv,
             o: Linear::load(sa.pp("o"), inner, d, false, int8)?,
             ff_norm: LayerNorm::load(ffl.pp("layer_norm"), d, eps)?,
             ff,
@@ -389,7 +410,18 @@ impl T5Encoder {
         let mut x = drop(self.stem.embed.forward(input_ids)?)?;
         for blk in &self.blocks {
             let h = blk.attn_norm.forward(&x)?;
-            let (q, k, v) = (blk.q.forward(&h)?, blk.k.forward(&h)?, blk.v.forward(&h)?);
+            let (q, k, v) = match &blk.qkv {
+                Qkv::Separate { q, k, v } => (q.forward(&h)?, k.forward(&h)?, v.forward(&h)?),
+                Qkv::Fused(qkv) => {
+                    let y = qkv.forward(&h)?;
+                    let inner = heads * d_kv;
+                    (
+                        y.narrow(1, 0, inner)?,
+                        y.narrow(1, inner, inner)?,
+                        y.narrow(1, 2 * inner, inner)?,
+                    )
+                }
+            };
             let mut contexts = Vec::with_capacity(lengths.len());
             let mut start = 0;
             for (&l, bias) in lengths.iter().zip(&biases) {
@@ -482,6 +514,6 @@ impl T5Encoder {
 
     /// The int8 kernel when the projections are int8.
     pub fn int8_kernel(&self) -> Option<Kernel> {
-        self.blocks.first()?.q.int8().map(|(_, k)| k)
+        self.blocks.first()?.o.int8().map(|(_, k)| k)
     }
 }

@@ -30,7 +30,8 @@ const MIME = {
  */
 export function startStatic({ isolated = false, headers: extra = {}, dir = null } = {}) {
   const root = dir ?? ROOT;
-  const allowed = dir ? [''] : ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/'];
+  // onnxruntime-web: installed for the benchmark only (bench.mjs --onnx).
+  const allowed = dir ? [''] : ['pkg/', 'tests/browser/pages/', 'tests/fixtures/', 'benches/', 'tests/browser/node_modules/onnxruntime-web/'];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     const rel = decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html';

@@ -7,7 +7,7 @@ use crate::config::{Activation, T5Config};
 use crate::error::{candle_message, Error, Result};
 use crate::head::Head;
 use crate::input::Tokens;
-use crate::model::t5::{relative_bucket, Block, FeedForward, Stem};
+use crate::model::t5::{relative_bucket, Block, FeedForward, Qkv, Stem};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use std::path::Path;
@@ -517,11 +517,14 @@ struct BlockWeights<'a> {
 
 impl<'a> BlockWeights<'a> {
     fn of(b: &'a Block) -> candle_core::Result<Self> {
+        let Qkv::Separate { q, k, v } = &b.qkv else {
+            candle_core::bail!("int8 weights run on the CPU backend only")
+        };
         Ok(Self {
             attn_norm: &b.attn_norm.weight,
-            q: b.q.float_weight()?,
-            k: b.k.float_weight()?,
-            v: b.v.float_weight()?,
+            q: q.float_weight()?,
+            k: k.float_weight()?,
+            v: v.float_weight()?,
             o: b.o.float_weight()?,
             ff_norm: &b.ff_norm.weight,
             wi: match &b.ff {

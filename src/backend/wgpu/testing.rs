@@ -31,7 +31,7 @@ pub fn load(dir: &Path, opts: WgpuOptions) -> Result<WgpuEncoder> {
             &cpu,
         )
     };
-    let heads = Head::load_all(&config.heads, f32)?;
+    let heads = Head::load_all(&config.heads, f32, false)?;
     let vb = f32(&config.weights)?;
     pollster::block_on(WgpuEncoder::stream(
         gpu()?,
