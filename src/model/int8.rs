@@ -131,21 +131,6 @@ impl Int8Matrix {
         }
     }
 
-    /// The matrices one above the other (the same k): one product gives all their outputs.
-    pub fn stack(parts: &[&Int8Matrix]) -> Self {
-        let k = parts[0].k;
-        assert!(
-            parts.iter().all(|p| p.k == k),
-            "stacked matrices differ in k"
-        );
-        let values: Vec<i8> = parts.iter().flat_map(|p| p.values()).collect();
-        let scales = parts
-            .iter()
-            .flat_map(|p| p.scales.iter().copied())
-            .collect();
-        Self::from_quantized(&values, scales, parts.iter().map(|p| p.n).sum(), k)
-    }
-
     /// `(n, k)`: output and input features.
     pub fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
@@ -156,8 +141,9 @@ impl Int8Matrix {
         &self.scales
     }
 
-    /// The int8 values as row-major `[n, k]` again (what a checkpoint stores).
-    pub fn values(&self) -> Vec<i8> {
+    /// The int8 values as row-major `[n, k]` again: the packing's inverse, for its test.
+    #[cfg(test)]
+    fn values(&self) -> Vec<i8> {
         let mut q = vec![0i8; self.n * self.k];
         for row in 0..self.n {
             let base = (row / PANEL) * self.kp * PANEL + (row % PANEL) * GROUP;

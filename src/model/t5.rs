@@ -46,51 +46,41 @@ impl Linear {
         bias: bool,
         int8: bool,
     ) -> Result<Self> {
-        let kernel = || Kernel::chosen().map_err(candle_core::Error::Msg);
-        let weight = if vb.contains_tensor(SCALE) {
-            let q =
-                vb.get_with_hints_dtype((d_out, d_in), "weight", Default::default(), DType::F32)?;
-            let scale = vb.get_with_hints_dtype(d_out, SCALE, Default::default(), DType::F32)?;
-            if int8 {
-                let q: Vec<i8> = q
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .iter()
-                    .map(|&v| v as i8)
-                    .collect();
-                let m = Int8Matrix::from_quantized(&q, scale.to_vec1()?, d_out, d_in);
-                Weight::Int8(Arc::new(m), kernel()?)
-            } else {
-                Weight::Float {
-                    weight: q
-                        .broadcast_mul(&scale.unsqueeze(1)?)?
-                        .to_dtype(vb.dtype())?,
-                    compute: vb.dtype(),
-                }
-            }
+        let mut linear = if int8 {
+            let (q, scales) = int8_rows(&vb, d_out, d_in)?;
+            Self::from_int8(&q, scales, d_out, d_in)?
         } else {
-            let weight = vb.get((d_out, d_in), "weight")?;
-            if int8 {
-                let w = weight
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                Weight::Int8(Arc::new(Int8Matrix::quantize(&w, d_out, d_in)), kernel()?)
+            let weight = if vb.contains_tensor(SCALE) {
+                let (q, scales) = int8_rows(&vb, d_out, d_in)?;
+                dequantized(&q, &scales, d_out, d_in, vb.device())?.to_dtype(vb.dtype())?
             } else {
-                Weight::Float {
+                vb.get((d_out, d_in), "weight")?
+            };
+            Self {
+                weight: Weight::Float {
                     weight,
                     compute: vb.dtype(),
-                }
+                },
+                bias: None,
             }
         };
-        let bias = if bias {
-            Some(vb.get(d_out, "bias")?.to_dtype(DType::F32)?)
-        } else {
-            None
-        };
-        Ok(Self { weight, bias })
+        if bias {
+            linear.bias = Some(vb.get(d_out, "bias")?.to_dtype(DType::F32)?);
+        }
+        Ok(linear)
     }
 
+    /// A bias-free int8 layer from row-major `[n, k]` values and one scale per row.
+    fn from_int8(q: &[i8], scales: Vec<f32>, n: usize, k: usize) -> Result<Self> {
+        let kernel = Kernel::chosen().map_err(candle_core::Error::Msg)?;
+        Ok(Self {
+            weight: Weight::Int8(
+                Arc::new(Int8Matrix::from_quantized(q, scales, n, k)),
+                kernel,
+            ),
+            bias: None,
+        })
+    }
     /// Computes in the weight's dtype and returns f32.
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
@@ -271,17 +261,21 @@ impl Block {
                 wo: Linear::load(ffw.pp("wo"), cfg.d_ff, d, false, int8)?,
             }
         };
-        let (q, k, v) = (
-            Linear::load(sa.pp("q"), d, inner, false, int8)?,
-            Linear::load(sa.pp("k"), d, inner, false, int8)?,
-            Linear::load(sa.pp("v"), d, inner, false, int8)?,
-        );
-        let qkv = match (q.int8(), k.int8(), v.int8()) {
-            (Some((q, kernel)), Some((k, _)), Some((v, _))) => Qkv::Fused(Linear {
-                weight: Weight::Int8(Arc::new(Int8Matrix::stack(&[q, k, v])), kernel),
-                bias: None,
-            }),
-            _ => Qkv::Separate { q, k, v },
+        let qkv = if int8 {
+            // Stacked row-major before the one packing: one product gives q, k and v.
+            let (mut q, mut scales) = (Vec::new(), Vec::new());
+            for name in ["q", "k", "v"] {
+                let (rows, s) = int8_rows(&sa.pp(name), inner, d)?;
+                q.extend(rows);
+                scales.extend(s);
+            }
+            Qkv::Fused(Linear::from_int8(&q, scales, 3 * inner, d)?)
+        } else {
+            Qkv::Separate {
+                q: Linear::load(sa.pp("q"), d, inner, false, false)?,
+                k: Linear::load(sa.pp("k"), d, inner, false, false)?,
+                v: Linear::load(sa.pp("v"), d, inner, false, false)?,
+            }
         };
         Ok(Block {
             attn_norm: LayerNorm::load(att.pp("layer_norm"), d, eps)?,
@@ -334,22 +328,39 @@ impl Stem {
 /// folder give the same model. A quantized checkpoint's table (`weight_scale` beside it) is always
 /// dequantized: lookups need no integer arithmetic.
 fn embedding_table(vb: VarBuilder, rows: usize, cols: usize, int8: bool) -> Result<Tensor> {
+    if !int8 && !vb.contains_tensor(SCALE) {
+        return vb.get((rows, cols), "weight")?.to_dtype(DType::F32);
+    }
+    let (q, scales) = int8_rows(&vb, rows, cols)?;
+    dequantized(&q, &scales, rows, cols, vb.device())
+}
+
+/// `{vb}.weight` `[rows, cols]` as row-major int8 and one scale per row: as `instructor quantize`
+/// stored it (`weight_scale` beside it), or quantized now from a float weight.
+fn int8_rows(vb: &VarBuilder, rows: usize, cols: usize) -> Result<(Vec<i8>, Vec<f32>)> {
     if vb.contains_tensor(SCALE) {
         let q = vb.get_with_hints_dtype((rows, cols), "weight", Default::default(), DType::F32)?;
         let scale = vb.get_with_hints_dtype(rows, SCALE, Default::default(), DType::F32)?;
-        return q.broadcast_mul(&scale.unsqueeze(1)?);
+        let q = q.flatten_all()?.to_vec1::<f32>()?;
+        Ok((q.iter().map(|&v| v as i8).collect(), scale.to_vec1()?))
+    } else {
+        let w = vb.get((rows, cols), "weight")?.to_dtype(DType::F32)?;
+        Ok(int8::quantize_rows(
+            &w.flatten_all()?.to_vec1()?,
+            rows,
+            cols,
+        ))
     }
-    let table = vb.get((rows, cols), "weight")?.to_dtype(DType::F32)?;
-    if !int8 {
-        return Ok(table);
-    }
-    let (q, scales) = int8::quantize_rows(&table.flatten_all()?.to_vec1()?, rows, cols);
-    let back: Vec<f32> = q
+}
+
+/// `q · scale` per row, in f32.
+fn dequantized(q: &[i8], scales: &[f32], rows: usize, cols: usize, dev: &Device) -> Result<Tensor> {
+    let values = q
         .iter()
         .enumerate()
         .map(|(i, &v)| v as f32 * scales[i / cols])
         .collect();
-    Tensor::from_vec(back, (rows, cols), table.device())
+    Tensor::from_vec(values, (rows, cols), dev)
 }
 
 impl T5Encoder {

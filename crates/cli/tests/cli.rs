@@ -2,17 +2,12 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod run;
 
 use common::*;
+use run::{instructor, stderr};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn instructor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn embed(model: &str, input: &Path, output: &Path, extra: &[&str]) -> Output {
     let model = model_dir(model);
@@ -25,10 +20,6 @@ fn embed(model: &str, input: &Path, output: &Path, extra: &[&str]) -> Output {
     ]);
     args.extend(extra);
     instructor(&args)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

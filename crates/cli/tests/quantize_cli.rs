@@ -2,18 +2,13 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod run;
 
 use common::*;
 use instructor::{Dtype, EncodeOptions, Instructor, LoadOptions};
+use run::{instructor, stderr};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn instructor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instructor"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::process::Output;
 
 fn quantize(model: &Path, out: &Path) -> Output {
     instructor(&[
@@ -23,10 +18,6 @@ fn quantize(model: &Path, out: &Path) -> Output {
         "--output",
         out.to_str().unwrap(),
     ])
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn size(dir: &Path, ext: &str) -> u64 {
