@@ -13,6 +13,10 @@ use criterion::{Criterion, Throughput};
 use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
 use std::time::Instant;
 
+/// What the CLI and the Python module run with (see `instructor_alloc`).
+#[global_allocator]
+static ALLOC: instructor_alloc::Allocator = instructor_alloc::Allocator;
+
 fn main() {
     let shape = std::env::var("SHAPE").unwrap_or_else(|_| "base".into());
     let dtype = std::env::var("DTYPE").unwrap_or_else(|_| "f32".into());

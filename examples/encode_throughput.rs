@@ -7,6 +7,10 @@
 use instructor::{EncodeOptions, Input, Instructor, LoadOptions};
 use std::time::Instant;
 
+/// What the CLI and the Python module run with (see `instructor_alloc`).
+#[global_allocator]
+static ALLOC: instructor_alloc::Allocator = instructor_alloc::Allocator;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {

@@ -433,34 +433,32 @@ impl T5Encoder {
                     )
                 }
             };
-            let mut contexts = Vec::with_capacity(lengths.len());
-            let mut start = 0;
-            for (&l, bias) in lengths.iter().zip(&biases) {
-                // [l, heads·d_kv] → [heads, l, d_kv]
-                let split = |t: &Tensor| {
-                    t.narrow(0, start, l)?
-                        .reshape((l, heads, d_kv))?
-                        .transpose(0, 1)?
-                        .contiguous()
-                };
-                let (qs, ks, vs) = (split(&q)?, split(&k)?, split(&v)?);
-                let scores = qs.matmul(&ks.t()?)?.add(bias)?;
-                // The fused kernel has no backward pass: differentiate through the composite
-                // softmax when the scores depend on trainable weights.
-                let probs = if scores.track_op() {
-                    candle_nn::ops::softmax(&scores, D::Minus1)?
-                } else {
-                    candle_nn::ops::softmax_last_dim(&scores)?
-                };
-                let probs = drop(probs)?;
-                contexts.push(
-                    probs
-                        .matmul(&vs)?
-                        .transpose(0, 1)?
-                        .reshape((l, heads * d_kv))?,
-                );
-                start += l;
-            }
+            let seqs: Vec<_> = lengths
+                .iter()
+                .scan(0, |start, &l| {
+                    *start += l;
+                    Some((*start - l, l))
+                })
+                .zip(&biases)
+                .collect();
+            let attend = |&((start, l), bias): &((usize, usize), &Tensor), drop: &Drop| {
+                attention(&q, &k, &v, start, l, bias, (heads, d_kv), drop)
+            };
+            let contexts = match dropout {
+                // Inference on the CPU: one sequence per task. Each sequence's products are
+                // small (12 heads of ~50×64), too small for candle to spread over the cores.
+                #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+                None if x.device().is_cpu() => {
+                    use rayon::prelude::*;
+                    seqs.par_iter()
+                        .map(|s| attend(s, &Ok))
+                        .collect::<Result<Vec<_>>>()?
+                }
+                _ => seqs
+                    .iter()
+                    .map(|s| attend(s, &drop))
+                    .collect::<Result<Vec<_>>>()?,
+            };
             let ctx = Tensor::cat(&contexts, 0)?;
             x = (x + drop(blk.o.forward(&ctx)?)?)?;
 
@@ -498,6 +496,44 @@ impl T5Encoder {
             .reshape((l, l, self.cfg.num_heads))?
             .permute((2, 0, 1))
     }
+}
+
+/// Dropout or the identity, as [`T5Encoder::forward`] applies it.
+type Drop<'a> = dyn Fn(Tensor) -> Result<Tensor> + 'a;
+
+/// Self-attention of the sequence at rows `start..start + l` of the projections `q`, `k`, `v`
+/// (`[tokens, heads·d_kv]`): its context `[l, heads·d_kv]`.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    start: usize,
+    l: usize,
+    bias: &Tensor,
+    (heads, d_kv): (usize, usize),
+    drop: &Drop,
+) -> Result<Tensor> {
+    // [l, heads·d_kv] → [heads, l, d_kv]
+    let split = |t: &Tensor| {
+        t.narrow(0, start, l)?
+            .reshape((l, heads, d_kv))?
+            .transpose(0, 1)?
+            .contiguous()
+    };
+    let (qs, ks, vs) = (split(q)?, split(k)?, split(v)?);
+    let scores = qs.matmul(&ks.t()?)?.add(bias)?;
+    // The fused kernel has no backward pass: differentiate through the composite softmax when
+    // the scores depend on trainable weights.
+    let probs = if scores.track_op() {
+        candle_nn::ops::softmax(&scores, D::Minus1)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&scores)?
+    };
+    drop(probs)?
+        .matmul(&vs)?
+        .transpose(0, 1)?
+        .reshape((l, heads * d_kv))
 }
 
 /// Hugging Face's `_relative_position_bucket` for the bidirectional case, computed in f32 as torch

@@ -12,6 +12,11 @@ mod train;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Keeps freed memory for the next batch (why: `instructor_alloc`); prompt retrieval's attention
+/// over 1024-token prompts, tens of MB a layer, needs it most.
+#[global_allocator]
+static ALLOC: instructor_alloc::Allocator = instructor_alloc::Allocator;
+
 #[derive(Parser)]
 #[command(
     name = "instructor",

@@ -28,7 +28,6 @@ use std::time::Instant;
 
 /// Runs every task of --tasks.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    keep_freed_memory();
     let tasks = args
         .tasks
         .iter()
@@ -82,22 +81,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     write_atomic(&args.output.join("summary.md"), |w| {
         Ok(w.write_all(summary.as_bytes())?)
     })
-}
-
-/// Each test input's prompt (up to 1024 tokens) makes attention scores of heads × 1024² floats
-/// per layer, tens of MB: above glibc's mmap threshold, so every one is a fresh mapping whose
-/// first touch page-faults (on the tiny fixture GPT-J, 86 s of system time in 112 s for 256
-/// test inputs). Serving every block from the heap and never trimming it keeps one example's
-/// memory for the next (2 s of system time, 69 s in all; raising the mmap threshold to glibc's
-/// 32 MB cap was not enough).
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets two of glibc's allocator parameters, before any thread of ours
-    // allocates for the run.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
 }
 
 /// Reads a JSON array of examples.

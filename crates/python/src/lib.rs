@@ -16,6 +16,10 @@ use pyo3::types::{PyList, PyString, PyTuple};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Our own allocations keep freed memory for the next batch (see `instructor_alloc`).
+#[global_allocator]
+static ALLOC: instructor_alloc::Allocator = instructor_alloc::Allocator;
+
 /// A core error as the Python exception a user of InstructorEmbedding expects: a missing file is
 /// `FileNotFoundError`, an unreadable model `OSError` (as transformers raises), bad input
 /// `ValueError`, the device or the arithmetic `RuntimeError`. The message is the CLI's.
