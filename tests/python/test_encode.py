@@ -196,7 +196,11 @@ def test_encode_releases_the_gil():
 
 
 INTERRUPT_SCRIPT = r"""
+import signal
 import sys, time
+# Python's own handler, whatever this process inherited: a background job of a
+# non-interactive shell starts with SIGINT ignored, and Python then leaves it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from instructor_embed import INSTRUCTOR
 model = INSTRUCTOR(sys.argv[1])
 texts = [["Represent the text: ", "word " * 400]] * 4000

@@ -75,7 +75,11 @@ def test_unknown_repo_and_offline_miss(hub_env, monkeypatch):
 
 
 INTERRUPTED_DOWNLOAD = r"""
+import signal
 import sys
+# Python's own handler, whatever this process inherited: a background job of a
+# non-interactive shell starts with SIGINT ignored, and Python then leaves it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from instructor_embed import INSTRUCTOR
 try:
     INSTRUCTOR(sys.argv[1])
