@@ -50,15 +50,9 @@ impl Linear {
             let (q, scales) = int8_rows(&vb, d_out, d_in)?;
             Self::from_int8(&q, scales, d_out, d_in)?
         } else {
-            let weight = if vb.contains_tensor(SCALE) {
-                let (q, scales) = int8_rows(&vb, d_out, d_in)?;
-                dequantized(&q, &scales, d_out, d_in, vb.device())?.to_dtype(vb.dtype())?
-            } else {
-                vb.get((d_out, d_in), "weight")?
-            };
             Self {
                 weight: Weight::Float {
-                    weight,
+                    weight: float_or_dequantized(&vb, d_out, d_in, vb.dtype())?,
                     compute: vb.dtype(),
                 },
                 bias: None,
@@ -328,11 +322,22 @@ impl Stem {
 /// folder give the same model. A quantized checkpoint's table (`weight_scale` beside it) is always
 /// dequantized: lookups need no integer arithmetic.
 fn embedding_table(vb: VarBuilder, rows: usize, cols: usize, int8: bool) -> Result<Tensor> {
-    if !int8 && !vb.contains_tensor(SCALE) {
-        return vb.get((rows, cols), "weight")?.to_dtype(DType::F32);
+    if !int8 {
+        return float_or_dequantized(&vb, rows, cols, DType::F32)?.to_dtype(DType::F32);
     }
     let (q, scales) = int8_rows(&vb, rows, cols)?;
     dequantized(&q, &scales, rows, cols, vb.device())
+}
+
+/// `{vb}.weight` `[rows, cols]` for float arithmetic: as the VarBuilder gives it (training's f32
+/// master weight stays itself, so no cast here), or dequantized to `dtype` when `instructor
+/// quantize` stored it as int8.
+fn float_or_dequantized(vb: &VarBuilder, rows: usize, cols: usize, dtype: DType) -> Result<Tensor> {
+    if !vb.contains_tensor(SCALE) {
+        return vb.get((rows, cols), "weight");
+    }
+    let (q, scales) = int8_rows(vb, rows, cols)?;
+    dequantized(&q, &scales, rows, cols, vb.device())?.to_dtype(dtype)
 }
 
 /// `{vb}.weight` `[rows, cols]` as row-major int8 and one scale per row: as `instructor quantize`
@@ -407,15 +412,23 @@ impl T5Encoder {
             candle_core::bail!("sequence lengths {lengths:?} do not add up to {n} tokens");
         }
         let (heads, d_kv) = (self.cfg.num_heads, self.cfg.d_kv);
-        let drop = |x: Tensor| match dropout {
-            Some(f) => f(&x),
-            None => Ok(x),
-        };
+        let drop = |x: Tensor| apply(dropout, x);
         let max_len = lengths.iter().copied().max().unwrap_or(0);
         let bias = self.position_bias(max_len, input_ids.device())?;
-        let biases: Vec<Tensor> = lengths
+        // Per sequence: its first row, its length and its `[heads, l, l]` bias.
+        let seqs: Vec<(usize, usize, Tensor)> = lengths
             .iter()
-            .map(|&l| bias.narrow(1, 0, l)?.narrow(2, 0, l)?.contiguous())
+            .scan(0, |start, &l| {
+                *start += l;
+                Some((*start - l, l))
+            })
+            .map(|(start, l)| {
+                Ok((
+                    start,
+                    l,
+                    bias.narrow(1, 0, l)?.narrow(2, 0, l)?.contiguous()?,
+                ))
+            })
             .collect::<Result<_>>()?;
 
         let mut x = drop(self.stem.embed.forward(input_ids)?)?;
@@ -433,16 +446,8 @@ impl T5Encoder {
                     )
                 }
             };
-            let seqs: Vec<_> = lengths
-                .iter()
-                .scan(0, |start, &l| {
-                    *start += l;
-                    Some((*start - l, l))
-                })
-                .zip(&biases)
-                .collect();
-            let attend = |&((start, l), bias): &((usize, usize), &Tensor), drop: &Drop| {
-                attention(&q, &k, &v, start, l, bias, (heads, d_kv), drop)
+            let attend = |(start, l, bias): &(usize, usize, Tensor), dropout| {
+                attention([&q, &k, &v], *start, *l, bias, (heads, d_kv), dropout)
             };
             let contexts = match dropout {
                 // Inference on the CPU: one sequence per task. Each sequence's products are
@@ -451,12 +456,12 @@ impl T5Encoder {
                 None if x.device().is_cpu() => {
                     use rayon::prelude::*;
                     seqs.par_iter()
-                        .map(|s| attend(s, &Ok))
+                        .map(|s| attend(s, None))
                         .collect::<Result<Vec<_>>>()?
                 }
                 _ => seqs
                     .iter()
-                    .map(|s| attend(s, &drop))
+                    .map(|s| attend(s, dropout))
                     .collect::<Result<Vec<_>>>()?,
             };
             let ctx = Tensor::cat(&contexts, 0)?;
@@ -498,21 +503,23 @@ impl T5Encoder {
     }
 }
 
-/// Dropout or the identity, as [`T5Encoder::forward`] applies it.
-type Drop<'a> = dyn Fn(Tensor) -> Result<Tensor> + 'a;
+/// `x` through `dropout`, when training.
+fn apply(dropout: Option<&Dropout>, x: Tensor) -> Result<Tensor> {
+    match dropout {
+        Some(f) => f(&x),
+        None => Ok(x),
+    }
+}
 
-/// Self-attention of the sequence at rows `start..start + l` of the projections `q`, `k`, `v`
+/// Self-attention of the sequence at rows `start..start + l` of the projections `[q, k, v]`
 /// (`[tokens, heads·d_kv]`): its context `[l, heads·d_kv]`.
-#[allow(clippy::too_many_arguments)]
 fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    [q, k, v]: [&Tensor; 3],
     start: usize,
     l: usize,
     bias: &Tensor,
     (heads, d_kv): (usize, usize),
-    drop: &Drop,
+    dropout: Option<&Dropout>,
 ) -> Result<Tensor> {
     // [l, heads·d_kv] → [heads, l, d_kv]
     let split = |t: &Tensor| {
@@ -530,7 +537,7 @@ fn attention(
     } else {
         candle_nn::ops::softmax_last_dim(&scores)?
     };
-    drop(probs)?
+    apply(dropout, probs)?
         .matmul(&vs)?
         .transpose(0, 1)?
         .reshape((l, heads * d_kv))
